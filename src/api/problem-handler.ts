@@ -1,0 +1,65 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { ProblemError } from "../errors/problem.js";
+import type { Metrics } from "../metrics/metrics.js";
+
+/** Fastify's own errors, translated to our problem types so clients see one vocabulary. */
+function fromFastify(error: FastifyError, maxInputBytes: number): ProblemError {
+  switch (error.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+    case "FST_REQ_FILE_TOO_LARGE":
+      return new ProblemError("too-large", `the upload exceeds the ${maxInputBytes} byte limit`, {
+        extras: { maxBytes: maxInputBytes },
+      });
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+    case "FST_INVALID_MULTIPART_CONTENT_TYPE":
+      return new ProblemError(
+        "unsupported-media-type",
+        "send the image as the raw body with an image/* or application/octet-stream Content-Type, or as multipart/form-data with a field named 'image'",
+      );
+    case "FST_ERR_CTP_EMPTY_TYPE":
+    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+      return new ProblemError("bad-request", error.message);
+    default:
+      if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
+        return new ProblemError("bad-request", error.message);
+      }
+      return new ProblemError(
+        "internal",
+        "an unexpected error occurred; it has been logged with this request's id",
+        {
+          cause: error,
+        },
+      );
+  }
+}
+
+export function sendProblem(reply: FastifyReply, problem: ProblemError): FastifyReply {
+  if (problem.retryAfterS !== undefined) reply.header("retry-after", String(problem.retryAfterS));
+  return reply
+    .code(problem.status)
+    .type("application/problem+json")
+    .send(problem.toJSON(reply.request.url.split("?")[0]));
+}
+
+/** One error path for every route: problem+json with a stable type, never a stack trace. */
+export function installProblemHandlers(app: FastifyInstance, metrics: Metrics, maxInputBytes: number): void {
+  app.setErrorHandler((error: FastifyError | ProblemError, request: FastifyRequest, reply: FastifyReply) => {
+    const problem = error instanceof ProblemError ? error : fromFastify(error as FastifyError, maxInputBytes);
+    if (problem.code === "internal") {
+      request.log.error(
+        { err: error },
+        "unexpected error while serving a request; this is a bug, report it with the request id",
+      );
+    }
+    metrics.rejections.inc({ reason: problem.code });
+    reply.imgfleet.problem = problem.code;
+    return sendProblem(reply, problem);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    sendProblem(
+      reply,
+      new ProblemError("not-found", `no route for ${request.method} ${request.url.split("?")[0]}`),
+    );
+  });
+}

@@ -1,0 +1,19 @@
+import type { ProblemCode } from "../errors/problem-types.js";
+
+/** What a request did, gathered for its one log line. */
+export interface RequestFacts {
+  problem?: ProblemCode;
+  inBytes?: number;
+  outBytes?: number;
+  inFormat?: string;
+  outFormat?: string;
+  inSize?: string;
+  outSize?: string;
+  timings?: Record<string, number>;
+}
+
+declare module "fastify" {
+  interface FastifyReply {
+    imgfleet: RequestFacts;
+  }
+}

@@ -1,0 +1,68 @@
+import multipart from "@fastify/multipart";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
+import type { Logger } from "pino";
+import type { Config } from "../config/schema.js";
+import { ProblemError } from "../errors/problem.js";
+import type { Metrics } from "../metrics/metrics.js";
+import type { ResizeService } from "../resize/resize-service.js";
+import { installProblemHandlers, sendProblem } from "./problem-handler.js";
+import { installRequestLog } from "./request-log.js";
+import { formatsRoute } from "./routes/formats.js";
+import { healthRoutes, type Readiness } from "./routes/health.js";
+import { metricsRoute } from "./routes/metrics.js";
+import { problemsRoute } from "./routes/problems.js";
+import { resizeRoutes } from "./routes/resize.js";
+
+export interface ApiDeps {
+  config: Readonly<Config>;
+  logger: Logger;
+  metrics: Metrics;
+  service: ResizeService;
+  readiness: () => Readiness;
+  refreshGauges: () => void;
+  isDraining: () => boolean;
+}
+
+const REQUEST_ID = /^[\w.:@-]{1,128}$/;
+
+/** The HTTP API of one node. Routes are thin: the resize path lives in ResizeService. */
+export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
+  const { config, metrics } = deps;
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    // Our own one-line-per-request log replaces fastify's two lines (request-log.ts).
+    logController: new LogController({ disableRequestLogging: true }),
+    // Draining is ours: problem+json with Connection: close (see below).
+    return503OnClosing: false,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers["x-request-id"];
+      return typeof given === "string" && REQUEST_ID.test(given) ? given : crypto.randomUUID();
+    },
+    // Slow-loris bound: a whole upload must arrive within this time.
+    requestTimeout: config.queue.deadlineMs + 30_000,
+    keepAliveTimeout: 10_000,
+  });
+  installRequestLog(app, metrics);
+  installProblemHandlers(app, metrics, config.limits.maxInputBytes);
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+    if (deps.isDraining() && request.url !== "/healthz") {
+      reply.header("connection", "close");
+      reply.imgfleet.problem = "shutting-down";
+      return sendProblem(
+        reply,
+        new ProblemError("shutting-down", "this node is shutting down; retry on another node", {
+          retryAfterS: 1,
+        }),
+      );
+    }
+  });
+  await app.register(multipart, { limits: { fileSize: config.limits.maxInputBytes } });
+  resizeRoutes(app, { service: deps.service, metrics, maxInputBytes: config.limits.maxInputBytes });
+  formatsRoute(app, config);
+  healthRoutes(app, deps.readiness);
+  metricsRoute(app, metrics, deps.refreshGauges);
+  problemsRoute(app);
+  return app;
+}

@@ -1,0 +1,35 @@
+import type { FastifyRequest } from "fastify";
+import { ProblemError } from "../errors/problem.js";
+
+/** The multipart field that carries the image. */
+export const MULTIPART_FIELD = "image";
+
+/**
+ * The uploaded bytes: the raw body (any image/* or octet-stream) or the
+ * `image` field of a multipart/form-data body, bounded by maxInputBytes.
+ */
+export async function readUpload(request: FastifyRequest, maxInputBytes: number): Promise<Buffer> {
+  if (!request.isMultipart()) {
+    if (!Buffer.isBuffer(request.body)) {
+      throw new ProblemError(
+        "empty-body",
+        "the request has no body; send the image bytes with an image/* Content-Type",
+      );
+    }
+    return request.body;
+  }
+  const file = await request.file({ limits: { fileSize: maxInputBytes, files: 1, fields: 10, parts: 20 } });
+  if (!file)
+    throw new ProblemError(
+      "empty-body",
+      `the multipart body has no file; send the image in a field named '${MULTIPART_FIELD}'`,
+    );
+  if (file.fieldname !== MULTIPART_FIELD) {
+    file.file.resume();
+    throw new ProblemError(
+      "bad-request",
+      `the multipart file field is '${file.fieldname}'; name it '${MULTIPART_FIELD}'`,
+    );
+  }
+  return file.toBuffer();
+}

@@ -1,0 +1,151 @@
+import type { AddressInfo } from "node:net";
+import type { FastifyInstance } from "fastify";
+import type { Logger } from "pino";
+import type { Readiness } from "../api/routes/health.js";
+import { buildApi } from "../api/server.js";
+import type { Config } from "../config/schema.js";
+import { createMetrics, type Metrics } from "../metrics/metrics.js";
+import { DrainRate } from "../resize/drain-rate.js";
+import { ResizeService } from "../resize/resize-service.js";
+import { findJemalloc } from "../workers/spawn.js";
+import { WorkerPool } from "../workers/worker-pool.js";
+import { type Adapters, createAdapters } from "./adapters.js";
+import { createLogger } from "./logger.js";
+
+/** Staging above this share of its bound makes /readyz say "saturated" before requests start failing. */
+const SATURATION_SHARE = 0.9;
+
+export interface ImgfleetNode {
+  readonly config: Readonly<Config>;
+  readonly api: FastifyInstance;
+  readonly pool: WorkerPool;
+  readonly adapters: Adapters;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Listens on the configured host and port; resolves with the base URL. */
+  listen(): Promise<string>;
+  /**
+   * Graceful stop: refuse new requests (503 + Connection: close), let
+   * in-flight ones finish within the grace period, then stop workers.
+   * Resolves true when everything finished in time.
+   */
+  stop(): Promise<boolean>;
+}
+
+/** The composition root: wires every role of an embedded node from config. */
+export async function createNode(
+  config: Readonly<Config>,
+  options: { logger?: Logger } = {},
+): Promise<ImgfleetNode> {
+  const logger = options.logger ?? createLogger(config);
+  const metrics = createMetrics();
+  const adapters = await createAdapters(config);
+  const jemalloc = findJemalloc(config.workers.jemalloc);
+  const pool = new WorkerPool({
+    count: config.workers.count,
+    maxRssBytes: config.workers.maxRssMb * 2 ** 20,
+    jemalloc,
+    queue: adapters.queue,
+    dataPath: adapters.dataPath,
+    metrics,
+    logger,
+  });
+  const drain = new DrainRate();
+  const service = new ResizeService({ config, ...adapters, drain, metrics });
+  let draining = false;
+  let started = false;
+  const readiness = (): Readiness => readinessOf({ adapters, pool, config, draining, started });
+  const refreshGauges = () => refreshLiveGauges(metrics, adapters);
+  const api = await buildApi({
+    config,
+    logger,
+    metrics,
+    service,
+    readiness,
+    refreshGauges,
+    isDraining: () => draining,
+  });
+  await pool.start();
+  started = true;
+  logger.info(
+    { workers: config.workers.count, jemalloc: jemalloc ?? "off", queueCapacity: config.queue.capacity },
+    `worker pool ready: ${config.workers.count} worker processes${jemalloc ? " with jemalloc" : ""}`,
+  );
+  return {
+    config,
+    api,
+    pool,
+    adapters,
+    metrics,
+    logger,
+    async listen() {
+      await api.listen({ host: config.server.host, port: config.server.port });
+      const { port } = api.server.address() as AddressInfo;
+      const host = config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host;
+      const url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
+      logger.info({ url, port }, `imgfleet listening on ${url}`);
+      return url;
+    },
+    async stop() {
+      draining = true;
+      const finished = await closeWithin(api, config.server.shutdownGraceMs);
+      if (!finished) {
+        logger.error(
+          { graceMs: config.server.shutdownGraceMs },
+          "in-flight requests did not finish within server.shutdownGraceMs; their connections were closed",
+        );
+      }
+      await pool.stop();
+      await adapters.queue.close();
+      return finished;
+    },
+  };
+}
+
+async function closeWithin(api: FastifyInstance, graceMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const closed = api.close().then(() => true);
+  const expired = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), graceMs);
+  });
+  const finished = await Promise.race([closed, expired]);
+  clearTimeout(timer);
+  if (!finished) {
+    api.server.closeAllConnections();
+    await closed;
+  }
+  return finished;
+}
+
+function readinessOf(s: {
+  adapters: Adapters;
+  pool: WorkerPool;
+  config: Readonly<Config>;
+  draining: boolean;
+  started: boolean;
+}): Readiness {
+  const queue = s.adapters.queue.stats();
+  const workers = s.pool.workers().length;
+  const reasons: string[] = [];
+  if (!s.started) reasons.push("starting");
+  if (s.draining) reasons.push("draining");
+  if (workers === 0) reasons.push("no worker process is running");
+  if (queue.depth >= queue.capacity) reasons.push("job queue full");
+  if (s.adapters.staging.bytes >= s.adapters.staging.maxBytes * SATURATION_SHARE)
+    reasons.push("upload staging nearly full");
+  return {
+    ready: reasons.length === 0,
+    reasons,
+    queue: { depth: queue.depth, capacity: queue.capacity, oldestAgeMs: queue.oldestAgeMs },
+    workers: { running: workers, busy: s.pool.busyCount, configured: s.config.workers.count },
+  };
+}
+
+function refreshLiveGauges(metrics: Metrics, adapters: Adapters): void {
+  const q = adapters.queue.stats();
+  metrics.queueDepth.set(q.depth);
+  metrics.queueCapacity.set(q.capacity);
+  metrics.queueOldestAge.set(q.oldestAgeMs / 1000);
+  metrics.stagingBytes.set(adapters.staging.bytes);
+  metrics.stagingCapacity.set(adapters.staging.maxBytes);
+}

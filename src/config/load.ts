@@ -1,0 +1,82 @@
+import type { z } from "zod";
+import { ConfigError } from "./config-error.js";
+import { type Config, ConfigSchema } from "./schema.js";
+import {
+  configFileFromEnv,
+  fromEnv,
+  mergeDeep,
+  type Origins,
+  type RawConfig,
+  readConfigFile,
+  recordOrigins,
+} from "./sources.js";
+
+export interface ConfigSources {
+  /** Path of a YAML or JSON file; falls back to IMGFLEET_CONFIG. */
+  file?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  /** Already nested, e.g. `{ server: { port: 9000 } }`, from CLI flags or code. */
+  overrides?: RawConfig;
+}
+
+/**
+ * Reads file, then environment, then flags (later wins), validates once with
+ * the one schema, and returns a deep-frozen config. Throws ConfigError
+ * listing every invalid key, its value, where it came from and the rule.
+ */
+export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
+  const env = sources.env ?? process.env;
+  const origins: Origins = new Map();
+  const file = sources.file ?? configFileFromEnv(env);
+  const layers: RawConfig[] = [];
+  if (file) {
+    const fromFile = readConfigFile(file);
+    recordOrigins(fromFile, `file ${file}`, origins);
+    layers.push(fromFile);
+  }
+  layers.push(fromEnv(env, origins));
+  if (sources.overrides) {
+    recordOrigins(sources.overrides, "flag", origins);
+    layers.push(sources.overrides);
+  }
+  const merged = structuredClone(mergeDeep(...layers));
+  const result = ConfigSchema.safeParse(merged);
+  if (!result.success) throw new ConfigError(describeIssues(result.error, merged, origins));
+  return deepFreeze(result.data);
+}
+
+function describeIssues(error: z.ZodError, input: RawConfig, origins: Origins): string[] {
+  return error.issues.flatMap((issue) => {
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map((key) => {
+        const path = [...issue.path, key].join(".");
+        return `${path}: unknown key${from(origins, path)}; remove it or check its spelling`;
+      });
+    }
+    const path = issue.path.join(".");
+    const value = valueAt(input, issue.path);
+    return [`${path || "(root)"}: got ${JSON.stringify(value)}${from(origins, path)}: ${issue.message}`];
+  });
+}
+
+function from(origins: Origins, path: string): string {
+  const origin = origins.get(path);
+  return origin ? ` (from ${origin})` : "";
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let node = input;
+  for (const key of path) {
+    if (typeof node !== "object" || node === null) return undefined;
+    node = (node as Record<PropertyKey, unknown>)[key];
+  }
+  return node;
+}
+
+export function deepFreeze<T>(value: T): Readonly<T> {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

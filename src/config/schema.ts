@@ -1,0 +1,111 @@
+import { availableParallelism } from "node:os";
+import { z } from "zod";
+
+const MiB = 1024 * 1024;
+
+export const INPUT_FORMATS = ["jpeg", "png", "webp", "avif", "gif", "tiff", "heif", "svg"] as const;
+export type InputFormat = (typeof INPUT_FORMATS)[number];
+
+/** Accepts a list as an array or as a comma-separated string (handy in env vars). */
+function listOf<T extends z.ZodType>(item: T) {
+  return z.preprocess(
+    (v) =>
+      typeof v === "string"
+        ? v
+            .split(",")
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : v,
+    z.array(item),
+  );
+}
+
+const ServerSchema = z
+  .object({
+    host: z.string().min(1).default("127.0.0.1"),
+    /** 0 picks a free port; the chosen one is logged. */
+    port: z.number().int().min(0).max(65535).default(8080),
+    /** SIGTERM: how long in-flight requests may take to finish before the process exits anyway. */
+    shutdownGraceMs: z.number().int().min(0).max(600_000).default(10_000),
+  })
+  .strict();
+
+const LimitsSchema = z
+  .object({
+    /** 25 MiB: the body is held in memory once in the API and once in a worker. */
+    maxInputBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(512 * MiB)
+      .default(25 * MiB),
+    /** 50 MP, read from the header before decoding: ~200 MB of RGBA in a worker at worst. */
+    maxInputPixels: z.number().int().min(1).max(1_000_000_000).default(50_000_000),
+    /** Largest output side (after dpr): 8192² RGBA is ~268 MB, the worst a worker allocates for output. */
+    maxOutputDimension: z.number().int().min(16).max(16_384).default(8192),
+    /** Frames kept with animated=true; each frame costs its full pixel count in memory. */
+    maxFrames: z.number().int().min(1).max(1000).default(100),
+    /** A worker still busy after this is killed and the request answered 504; it bounds hostile images. */
+    processingTimeoutMs: z.number().int().min(100).max(300_000).default(10_000),
+    /** SVG is off by default: it is a document format with scripts and external references. */
+    inputFormats: listOf(z.enum(INPUT_FORMATS))
+      .default(["jpeg", "png", "webp", "avif", "gif", "tiff", "heif"])
+      .refine((v) => v.length > 0, "must name at least one format"),
+  })
+  .strict();
+
+const QueueSchema = z
+  .object({
+    /** Jobs waiting for a worker. Each holds only a reference to staged bytes; beyond it the API answers 503. */
+    capacity: z.number().int().min(1).max(100_000).default(64),
+    /** End-to-end budget of a synchronous resize; a job found expired is dropped before processing. */
+    deadlineMs: z.number().int().min(100).max(600_000).default(15_000),
+    /** Deliveries of one job; a job that crashed its worker this often is answered 502, not retried. */
+    maxAttempts: z.number().int().min(1).max(10).default(2),
+  })
+  .strict();
+
+const StagingSchema = z
+  .object({
+    /** Bytes of uploads held while their jobs wait or run: 256 MiB by default; beyond it the API answers 503. */
+    maxBytes: z
+      .number()
+      .int()
+      .min(MiB)
+      .max(64 * 1024 * MiB)
+      .default(256 * MiB),
+  })
+  .strict();
+
+const WorkersSchema = z
+  .object({
+    /** Worker processes, each resizing one image at a time. Default: one per core. */
+    count: z.number().int().min(1).max(256).default(availableParallelism()),
+    /** A worker whose resident memory exceeds this after a job is replaced. */
+    maxRssMb: z.number().int().min(1).max(65_536).default(320),
+    /** libvips fragments glibc's allocator; jemalloc keeps worker memory flat. */
+    jemalloc: z.enum(["auto", "on", "off"]).default("auto"),
+  })
+  .strict();
+
+const LogSchema = z
+  .object({
+    level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  })
+  .strict();
+
+export const ConfigSchema = z
+  .object({
+    /** Where embedded mode keeps its state. */
+    dataDir: z.string().min(1).default("./data"),
+    server: ServerSchema.prefault({}),
+    limits: LimitsSchema.prefault({}),
+    queue: QueueSchema.prefault({}),
+    staging: StagingSchema.prefault({}),
+    workers: WorkersSchema.prefault({}),
+    log: LogSchema.prefault({}),
+  })
+  .strict();
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type ImageLimits = Config["limits"];

@@ -1,0 +1,59 @@
+import { PROBLEM_TYPES, type ProblemCode, problemTypeUri } from "./problem-types.js";
+
+/** Extra members of a problem document: what was wrong and what to do. */
+export type ProblemExtras = Record<string, string | number | boolean | readonly string[] | undefined>;
+
+/**
+ * An error that answers a request with a problem+json document. `detail`
+ * is written for the client: it names what was wrong and what to do.
+ */
+export class ProblemError extends Error {
+  override readonly name = "ProblemError";
+  readonly code: ProblemCode;
+  readonly status: number;
+  readonly extras: ProblemExtras;
+  /** Seconds, for 503/429 answers. */
+  readonly retryAfterS: number | undefined;
+
+  constructor(
+    code: ProblemCode,
+    detail: string,
+    options: { extras?: ProblemExtras; retryAfterS?: number; cause?: unknown } = {},
+  ) {
+    super(detail, { cause: options.cause });
+    this.code = code;
+    this.status = PROBLEM_TYPES[code].status;
+    this.extras = options.extras ?? {};
+    this.retryAfterS = options.retryAfterS;
+  }
+
+  toJSON(instance?: string): ProblemDocument {
+    return {
+      type: problemTypeUri(this.code),
+      title: PROBLEM_TYPES[this.code].title,
+      status: this.status,
+      detail: this.message,
+      ...(instance ? { instance } : {}),
+      ...this.extras,
+    };
+  }
+}
+
+export interface ProblemDocument {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance?: string;
+  [extra: string]: unknown;
+}
+
+/** A serialisable problem, as it crosses the worker process boundary. */
+export interface WireProblem {
+  code: ProblemCode;
+  detail: string;
+}
+
+export function fromWire(p: WireProblem): ProblemError {
+  return new ProblemError(p.code, p.detail);
+}

@@ -1,0 +1,107 @@
+import sharp, { type Metadata } from "sharp";
+import type { ImageLimits, InputFormat } from "../config/schema.js";
+import { ProblemError } from "../errors/problem.js";
+import { FOREIGN_FORMAT_NAMES, sniffFormat } from "./formats.js";
+
+export interface Probe {
+  format: InputFormat;
+  width: number;
+  height: number;
+  /** Frames in the file (1 for still images). */
+  pages: number;
+  hasAlpha: boolean;
+}
+
+/**
+ * Reads only the header: format from the magic bytes, then dimensions and
+ * frame count, and rejects what must never reach a decoder (unknown or
+ * disallowed formats, pixel bombs, active SVG).
+ */
+export async function probeImage(input: Buffer, limits: ImageLimits): Promise<Probe> {
+  if (input.length === 0)
+    throw new ProblemError("empty-body", "the request body is empty; send the image bytes");
+  const sniffed = sniffFormat(input);
+  if (!sniffed) {
+    throw new ProblemError("unsupported-format", "the body is not an image in any format we know", {
+      extras: { accepted: limits.inputFormats },
+    });
+  }
+  if (sniffed.kind === "foreign" || !limits.inputFormats.includes(sniffed.format)) {
+    const name = sniffed.kind === "foreign" ? FOREIGN_FORMAT_NAMES[sniffed.format] : sniffed.format;
+    throw new ProblemError(
+      "unsupported-format",
+      `${name} input is not accepted here; send one of ${limits.inputFormats.join(", ")}`,
+      {
+        extras: { format: sniffed.format, accepted: limits.inputFormats },
+      },
+    );
+  }
+  if (sniffed.format === "svg") rejectActiveSvg(input);
+  const meta = await readHeader(input);
+  const pages = meta.pages ?? 1;
+  const width = meta.width ?? 0;
+  const height = meta.pageHeight ?? meta.height ?? 0;
+  if (width <= 0 || height <= 0)
+    throw new ProblemError("corrupt-image", "the image header declares no dimensions");
+  if (width * height > limits.maxInputPixels) {
+    throw new ProblemError(
+      "too-many-pixels",
+      `the image is ${width}×${height} (${((width * height) / 1e6).toFixed(1)} MP); at most ${(limits.maxInputPixels / 1e6).toFixed(1)} MP are accepted`,
+      { extras: { width, height, maxPixels: limits.maxInputPixels } },
+    );
+  }
+  return { format: sniffed.format, width, height, pages, hasAlpha: meta.hasAlpha ?? false };
+}
+
+async function readHeader(input: Buffer): Promise<Metadata> {
+  try {
+    return await sharp(input, { limitInputPixels: false }).metadata();
+  } catch (cause) {
+    throw new ProblemError(
+      "corrupt-image",
+      `the image header could not be read: ${(cause as Error).message}`,
+      {
+        cause,
+      },
+    );
+  }
+}
+
+/** librsvg runs no scripts, but we refuse documents that carry them or point outside themselves. */
+function rejectActiveSvg(input: Buffer): void {
+  const text = input.toString("utf8");
+  const external = /\b(?:xlink:)?href\s*=\s*["']\s*(?!#|data:image\/)[^"']/i;
+  if (
+    /<script[\s>]/i.test(text) ||
+    /\son[a-z]+\s*=/i.test(text) ||
+    external.test(text) ||
+    /<!ENTITY/i.test(text)
+  ) {
+    throw new ProblemError(
+      "unsupported-format",
+      "SVG with scripts, event handlers, entities or external references is not accepted; inline every resource",
+      { extras: { format: "svg" } },
+    );
+  }
+}
+
+/** Frames the worker will decode, after checking the animated-output limits. */
+export function framesToDecode(probe: Probe, animated: boolean, limits: ImageLimits): number {
+  if (!animated || probe.pages <= 1) return 1;
+  if (probe.pages > limits.maxFrames) {
+    throw new ProblemError(
+      "too-many-frames",
+      `the animation has ${probe.pages} frames; at most ${limits.maxFrames} are kept with animated=true (omit it to get the first frame)`,
+      { extras: { frames: probe.pages, maxFrames: limits.maxFrames } },
+    );
+  }
+  const total = probe.width * probe.height * probe.pages;
+  if (total > limits.maxInputPixels) {
+    throw new ProblemError(
+      "too-many-pixels",
+      `the animation has ${probe.pages} frames of ${probe.width}×${probe.height}, ${(total / 1e6).toFixed(1)} MP in all; at most ${(limits.maxInputPixels / 1e6).toFixed(1)} MP are accepted`,
+      { extras: { frames: probe.pages, maxPixels: limits.maxInputPixels } },
+    );
+  }
+  return probe.pages;
+}

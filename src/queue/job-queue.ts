@@ -1,0 +1,69 @@
+import type { ResizeSpec } from "../image/spec.js";
+
+/**
+ * Where the input bytes of a job wait, and where its result goes. The queue
+ * carries this small reference, never the bytes: in embedded mode it names
+ * an entry in this process's staging table; in a fleet, the API node.
+ */
+export interface StagedRef {
+  /** The node holding the bytes (its id; embedded: "local"). */
+  node: string;
+  key: string;
+  bytes: number;
+}
+
+/** A small control message: what to do, for whom, where the bytes are, and until when. */
+export interface JobMessage {
+  id: string;
+  /** Set by the identity layer; null until tenants exist. */
+  tenant: string | null;
+  spec: ResizeSpec;
+  input: StagedRef;
+  /** Epoch milliseconds after which nobody waits for the result. */
+  deadline: number;
+  enqueuedAt: number;
+}
+
+/** One delivery of a message to a consumer; settle it exactly once. */
+export interface Delivery {
+  readonly message: JobMessage;
+  /** 1 for the first delivery. */
+  readonly attempt: number;
+  /** Done: never deliver again. */
+  ack(): Promise<void>;
+  /** Deliver again (at the head of the queue) unless the attempt bound is reached. Returns false when dropped. */
+  retry(): Promise<boolean>;
+  /** Failed for good: never deliver again. */
+  term(): Promise<void>;
+}
+
+export interface QueueStats {
+  depth: number;
+  capacity: number;
+  /** Delivered and not yet settled. */
+  inFlight: number;
+  /** Age of the oldest waiting message, 0 when empty. */
+  oldestAgeMs: number;
+}
+
+/**
+ * JobQueue port: a bounded FIFO of job messages, pulled by consumers that
+ * have a free slot (pull is the backpressure). It leaves out priorities,
+ * delayed jobs and payload bytes; adapters own their connections.
+ */
+export interface JobQueue {
+  /** Throws QueueFullError when at capacity: new work is rejected, queued work is never dropped. */
+  enqueue(message: JobMessage): Promise<void>;
+  /** Resolves with the next delivery, or null once the signal aborts or the queue closes. */
+  pull(signal: AbortSignal): Promise<Delivery | null>;
+  stats(): QueueStats;
+  /** Stops deliveries; waiting pulls resolve null. */
+  close(): Promise<void>;
+}
+
+export class QueueFullError extends Error {
+  override readonly name = "QueueFullError";
+  constructor(readonly capacity: number) {
+    super(`the job queue is full (${capacity} jobs waiting)`);
+  }
+}

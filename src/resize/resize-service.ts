@@ -1,0 +1,161 @@
+import { randomUUID } from "node:crypto";
+import type { Config } from "../config/schema.js";
+import { fromWire, ProblemError } from "../errors/problem.js";
+import { MIME_TYPES } from "../image/formats.js";
+import { parseResizeOptions } from "../image/options.js";
+import { planResize } from "../image/plan.js";
+import { type Probe, probeImage } from "../image/probe.js";
+import type { OutputInfo } from "../image/spec.js";
+import type { Metrics } from "../metrics/metrics.js";
+import { type JobMessage, type JobQueue, QueueFullError } from "../queue/job-queue.js";
+import type { PendingResults } from "../staging/pending-results.js";
+import type { StagingTable } from "../staging/staging-table.js";
+import { nowMs } from "../util/time.js";
+import type { DrainRate } from "./drain-rate.js";
+import { etagFor, matchesIfNoneMatch } from "./etag.js";
+
+export interface ResizeRequest {
+  input: Buffer;
+  query: Record<string, string | string[] | undefined>;
+  accept: string | undefined;
+  ifNoneMatch: string | undefined;
+  /** Aborts when the client goes away. */
+  signal: AbortSignal;
+  /** Set by the identity layer; null in an open (unauthenticated) node. */
+  tenant: string | null;
+}
+
+/** Milliseconds per step, for Server-Timing and the request log. */
+export interface ResizeTimings {
+  probe: number;
+  queue: number;
+  fetch: number;
+  process: number;
+  cpu: number;
+}
+
+export type ResizeResponse =
+  | {
+      kind: "image";
+      data: Buffer;
+      contentType: string;
+      etag: string;
+      varyAccept: boolean;
+      info: OutputInfo;
+      probe: Probe;
+      timings: ResizeTimings;
+    }
+  | { kind: "not-modified"; etag: string; varyAccept: boolean; probe: Probe; timings: ResizeTimings };
+
+export interface ResizeServiceDeps {
+  config: Readonly<Config>;
+  queue: JobQueue;
+  staging: StagingTable;
+  pending: PendingResults;
+  drain: DrainRate;
+  metrics: Metrics;
+  /** This node's id in StagedRef (embedded: "local"). */
+  nodeId: string;
+}
+
+/**
+ * The resize path on the API side: validate, read the header, stage the
+ * bytes, enqueue a small control message, and wait for the worker's result
+ * within the request's deadline. No HTTP here.
+ */
+export class ResizeService {
+  constructor(private readonly deps: ResizeServiceDeps) {}
+
+  async resize(request: ResizeRequest): Promise<ResizeResponse> {
+    const { limits, queue: queueConfig } = this.deps.config;
+    const options = parseResizeOptions(request.query, limits);
+    const probeStarted = nowMs();
+    const probe = await probeImage(request.input, limits);
+    const { spec, variesByAccept } = planResize(options, probe, request.accept, limits);
+    const timings: ResizeTimings = { probe: nowMs() - probeStarted, queue: 0, fetch: 0, process: 0, cpu: 0 };
+    const etag = etagFor(request.input, spec);
+    if (matchesIfNoneMatch(request.ifNoneMatch, etag)) {
+      return { kind: "not-modified", etag, varyAccept: variesByAccept, probe, timings };
+    }
+    const id = randomUUID();
+    const job: JobMessage = {
+      id,
+      tenant: request.tenant,
+      spec,
+      input: { node: this.deps.nodeId, key: id, bytes: request.input.length },
+      deadline: Date.now() + queueConfig.deadlineMs,
+      enqueuedAt: Date.now(),
+    };
+    const outcome = await this.#run(job, request);
+    Object.assign(timings, {
+      queue: outcome.timings.queueMs,
+      fetch: outcome.timings.fetchMs,
+      process: outcome.timings.processMs,
+      cpu: outcome.timings.cpuMs,
+    });
+    if (!outcome.ok) throw fromWire(outcome.problem);
+    return {
+      kind: "image",
+      data: outcome.data,
+      contentType: MIME_TYPES[outcome.info.format],
+      etag,
+      varyAccept: variesByAccept,
+      info: outcome.info,
+      probe,
+      timings,
+    };
+  }
+
+  async #run(job: JobMessage, request: ResizeRequest) {
+    const { staging, pending, queue } = this.deps;
+    if (!staging.tryPut(job.input.key, request.input)) {
+      throw this.#overloaded(
+        "staging",
+        `the upload staging area is full (${mib(staging.bytes)} of ${mib(staging.maxBytes)} MiB held)`,
+      );
+    }
+    try {
+      const deadline = AbortSignal.timeout(Math.max(0, job.deadline - Date.now()));
+      const waiting = pending.wait(job.id, AbortSignal.any([deadline, request.signal]));
+      try {
+        await queue.enqueue(job);
+      } catch (error) {
+        if (error instanceof QueueFullError) {
+          throw this.#overloaded("queue", `the job queue is full (${error.capacity} jobs waiting)`);
+        }
+        throw error;
+      }
+      const outcome = await waiting;
+      if (!outcome) throw this.#timedOut(request.signal.aborted);
+      this.deps.drain.record();
+      return outcome;
+    } finally {
+      staging.delete(job.input.key);
+    }
+  }
+
+  #overloaded(what: "queue" | "staging", detail: string): ProblemError {
+    const retryAfterS = this.deps.drain.retryAfterS(this.deps.queue.stats().depth + 1);
+    return new ProblemError("overloaded", `${detail}; retry after ${retryAfterS} s`, {
+      retryAfterS,
+      extras: { limit: what },
+    });
+  }
+
+  #timedOut(clientGone: boolean): ProblemError {
+    const ms = this.deps.config.queue.deadlineMs;
+    return new ProblemError(
+      "timeout",
+      clientGone
+        ? "the client closed the connection before the image was ready"
+        : `the image was not ready within the ${ms} ms request deadline; the service is busy, retry later`,
+      {
+        retryAfterS: clientGone ? undefined : this.deps.drain.retryAfterS(this.deps.queue.stats().depth + 1),
+      },
+    );
+  }
+}
+
+function mib(bytes: number): string {
+  return (bytes / 2 ** 20).toFixed(0);
+}

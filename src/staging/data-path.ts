@@ -1,0 +1,14 @@
+import type { JobMessage, StagedRef } from "../queue/job-queue.js";
+import type { JobOutcome } from "./job-outcome.js";
+
+/**
+ * How a worker reaches a job's bytes and returns its result: point to point
+ * with the API node that staged them, never through the queue. Embedded: a
+ * lookup in this process. A fleet adapter speaks authenticated HTTP.
+ */
+export interface JobDataPath {
+  /** The staged input, or undefined when the API node no longer holds it (its client gave up). */
+  fetchInput(ref: StagedRef): Promise<Buffer | undefined>;
+  /** Hands the outcome to whoever waits; false when nobody does any more. */
+  postResult(job: JobMessage, outcome: JobOutcome): Promise<boolean>;
+}

@@ -1,0 +1,39 @@
+import { type ChildProcess, fork } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+const JEMALLOC_PATHS = [
+  "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
+  "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2",
+  "/usr/lib64/libjemalloc.so.2",
+  "/usr/lib/libjemalloc.so.2",
+];
+
+/** The jemalloc library to preload into workers, per the `workers.jemalloc` setting. */
+export function findJemalloc(mode: "auto" | "on" | "off"): string | undefined {
+  if (mode === "off") return undefined;
+  const found = JEMALLOC_PATHS.find((p) => existsSync(p));
+  if (!found && mode === "on") {
+    throw new Error(
+      "workers.jemalloc is 'on' but libjemalloc.so.2 was not found; install it (apt-get install libjemalloc2) or set workers.jemalloc to 'auto'",
+    );
+  }
+  return found;
+}
+
+/**
+ * Forks the worker entry beside this file: compiled JavaScript in
+ * production, TypeScript through tsx when running from source (tests).
+ */
+export function forkWorker(jemalloc: string | undefined): ChildProcess {
+  const fromSource = import.meta.url.endsWith(".ts");
+  const entry = fileURLToPath(new URL(fromSource ? "./child.ts" : "./child.js", import.meta.url));
+  const env = { ...process.env };
+  if (jemalloc) env.LD_PRELOAD = [jemalloc, env.LD_PRELOAD].filter(Boolean).join(" ");
+  return fork(entry, [], {
+    serialization: "advanced",
+    env,
+    execArgv: fromSource ? ["--import", "tsx"] : [],
+    stdio: ["ignore", "ignore", "pipe", "ipc"],
+  });
+}

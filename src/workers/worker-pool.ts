@@ -1,0 +1,219 @@
+import { EventEmitter } from "node:events";
+import type { Logger } from "pino";
+import type { WireProblem } from "../errors/problem.js";
+import type { Metrics } from "../metrics/metrics.js";
+import type { Delivery, JobMessage, JobQueue } from "../queue/job-queue.js";
+import type { JobDataPath } from "../staging/data-path.js";
+import type { JobOutcome, WorkerTimings } from "../staging/job-outcome.js";
+import { delay, nowMs } from "../util/time.js";
+import { asBuffer } from "./protocol.js";
+import { type RunResult, WorkerProcess } from "./worker-process.js";
+
+export interface WorkerPoolOptions {
+  count: number;
+  maxRssBytes: number;
+  jemalloc: string | undefined;
+  queue: JobQueue;
+  dataPath: JobDataPath;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+export interface WorkerPoolEvents {
+  "job-start": [{ pid: number; jobId: string }];
+  restart: [{ pid: number; reason: RestartReason }];
+}
+
+export type RestartReason = "crash" | "timeout" | "memory";
+
+/** Pause before respawning after a failed start, so a broken install does not spin a core. */
+const RESPAWN_BACKOFF_MS = 1000;
+
+/**
+ * Supervises worker processes. Each slot pulls a job only when its worker is
+ * free (pull is the backpressure), drops expired jobs unprocessed, and
+ * replaces a worker that crashed, hung or grew past its memory bound.
+ */
+export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
+  readonly #options: WorkerPoolOptions;
+  readonly #slots: (WorkerProcess | undefined)[];
+  readonly #busy = new Set<number>();
+  readonly #stop = new AbortController();
+  #loops: Promise<void>[] = [];
+
+  constructor(options: WorkerPoolOptions) {
+    super();
+    this.#options = options;
+    this.#slots = new Array(options.count).fill(undefined);
+  }
+
+  /** Starts every worker and waits until all are ready. */
+  async start(): Promise<void> {
+    await Promise.all(this.#slots.map((_, i) => this.#ensureWorker(i)));
+    this.#loops = this.#slots.map((_, i) => this.#loop(i));
+    this.#updateGauges();
+  }
+
+  /** Stops pulling, lets jobs in hand finish, then ends every worker. */
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    await Promise.all(this.#loops);
+    await Promise.all(this.#slots.map((w) => w?.retire()));
+  }
+
+  workers(): { pid: number; busy: boolean; jobs: number }[] {
+    return this.#slots.flatMap((w, i) => (w ? [{ pid: w.pid, busy: this.#busy.has(i), jobs: w.jobs }] : []));
+  }
+
+  get busyCount(): number {
+    return this.#busy.size;
+  }
+
+  async #loop(slot: number): Promise<void> {
+    const signal = this.#stop.signal;
+    while (!signal.aborted) {
+      const worker = await this.#ensureWorker(slot);
+      if (!worker) continue;
+      const delivery = await this.#options.queue.pull(signal);
+      if (!delivery) break;
+      this.#busy.add(slot);
+      this.#updateGauges();
+      try {
+        await this.#handle(slot, worker, delivery);
+      } catch (error) {
+        this.#options.logger.error(
+          { err: error, jobId: delivery.message.id },
+          "worker pool failed to handle a job",
+        );
+      } finally {
+        this.#busy.delete(slot);
+        this.#updateGauges();
+      }
+    }
+  }
+
+  async #ensureWorker(slot: number): Promise<WorkerProcess | undefined> {
+    const current = this.#slots[slot];
+    if (current?.alive) return current;
+    try {
+      const worker = await WorkerProcess.start(this.#options.jemalloc, (line) =>
+        this.#options.logger.debug({ worker: slot }, `worker stderr: ${line}`),
+      );
+      this.#slots[slot] = worker;
+      return worker;
+    } catch (error) {
+      this.#options.logger.error(
+        { err: error, worker: slot },
+        "a worker process failed to start; retrying in 1 s. Check that sharp loads: node -e \"require('sharp')\"",
+      );
+      this.#slots[slot] = undefined;
+      await delay(RESPAWN_BACKOFF_MS).catch(() => {});
+      return undefined;
+    }
+  }
+
+  async #handle(slot: number, worker: WorkerProcess, delivery: Delivery): Promise<void> {
+    const { message } = delivery;
+    const { metrics, dataPath } = this.#options;
+    const queueMs = Math.max(0, Date.now() - message.enqueuedAt);
+    if (Date.now() >= message.deadline) {
+      metrics.jobsExpired.inc();
+      await delivery.term();
+      return;
+    }
+    const fetchStarted = nowMs();
+    const input = await dataPath.fetchInput(message.input);
+    const fetchMs = nowMs() - fetchStarted;
+    if (!input) {
+      // The API node no longer holds the bytes: its request ended (deadline or client gone).
+      metrics.jobsExpired.inc();
+      await delivery.term();
+      return;
+    }
+    metrics.queueWait.observe(queueMs / 1000);
+    this.emit("job-start", { pid: worker.pid, jobId: message.id });
+    const result = await worker.run(message.id, message.spec, input, message.spec.limits.timeoutMs);
+    await this.#settle(slot, worker, delivery, result, { queueMs, fetchMs });
+  }
+
+  async #settle(
+    slot: number,
+    worker: WorkerProcess,
+    delivery: Delivery,
+    result: RunResult,
+    waited: Pick<WorkerTimings, "queueMs" | "fetchMs">,
+  ): Promise<void> {
+    const { message } = delivery;
+    if (result.kind === "done") {
+      const { reply } = result;
+      const timings = { ...waited, processMs: reply.processMs, cpuMs: reply.cpuMs };
+      this.#options.metrics.processing.observe({ format: message.spec.outputFormat }, reply.processMs / 1000);
+      this.#options.metrics.workerRss.set({ worker: String(slot) }, reply.rssBytes);
+      const outcome: JobOutcome = reply.ok
+        ? { ok: true, data: asBuffer(reply.output), info: reply.info, timings }
+        : { ok: false, problem: reply.problem, timings };
+      await this.#post(message, outcome);
+      await delivery.ack();
+      if (reply.rssBytes > this.#options.maxRssBytes) await this.#recycle(slot, worker, reply.rssBytes);
+      return;
+    }
+    const timings = { ...waited, processMs: 0, cpuMs: 0 };
+    if (result.kind === "timeout") {
+      this.#restarted(worker, "timeout", `job ${message.id} exceeded ${message.spec.limits.timeoutMs} ms`);
+      await this.#post(message, { ok: false, problem: timeoutProblem(message), timings });
+      await delivery.term();
+      return;
+    }
+    this.#restarted(worker, "crash", `${result.exit} during job ${message.id}`);
+    if (await delivery.retry()) {
+      this.#options.metrics.jobsRedelivered.inc();
+      return;
+    }
+    await this.#post(message, { ok: false, problem: crashProblem(delivery.attempt, result.exit), timings });
+  }
+
+  async #post(message: JobMessage, outcome: JobOutcome): Promise<void> {
+    const delivered = await this.#options.dataPath.postResult(message, outcome);
+    if (!delivered) this.#options.metrics.lateResults.inc();
+  }
+
+  async #recycle(slot: number, worker: WorkerProcess, rssBytes: number): Promise<void> {
+    this.#options.logger.info(
+      { worker: slot, pid: worker.pid, rssMb: Math.round(rssBytes / 2 ** 20), jobs: worker.jobs },
+      "recycling a worker whose memory grew past workers.maxRssMb",
+    );
+    this.#options.metrics.workerRestarts.inc({ reason: "memory" });
+    this.emit("restart", { pid: worker.pid, reason: "memory" });
+    await worker.retire();
+  }
+
+  #restarted(worker: WorkerProcess, reason: RestartReason, what: string): void {
+    worker.kill();
+    this.#options.metrics.workerRestarts.inc({ reason });
+    this.#options.logger.warn(
+      { pid: worker.pid, reason },
+      `worker replaced: ${what}. One worker was lost, not the service; if this repeats, look for a hostile or unusual input in the request log`,
+    );
+    this.emit("restart", { pid: worker.pid, reason });
+  }
+
+  #updateGauges(): void {
+    const { workers } = this.#options.metrics;
+    workers.set({ state: "busy" }, this.#busy.size);
+    workers.set({ state: "idle" }, this.#slots.filter((w) => w?.alive).length - this.#busy.size);
+  }
+}
+
+function timeoutProblem(message: JobMessage): WireProblem {
+  return {
+    code: "timeout",
+    detail: `processing took longer than the ${message.spec.limits.timeoutMs} ms per-image limit; try a smaller image or fewer effects`,
+  };
+}
+
+function crashProblem(attempts: number, exit: string): WireProblem {
+  return {
+    code: "worker-crashed",
+    detail: `the image worker ${exit} while processing this image (${attempts} attempt${attempts > 1 ? "s" : ""}); the input may be malformed. The service is unaffected; do not retry the same image unchanged`,
+  };
+}

@@ -1,0 +1,102 @@
+import type { ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import type { ResizeSpec } from "../image/spec.js";
+import type { DoneMessage, FromWorker } from "./protocol.js";
+import { forkWorker } from "./spawn.js";
+
+export type RunResult =
+  | { kind: "done"; reply: DoneMessage }
+  | { kind: "crashed"; exit: string }
+  | { kind: "timeout" };
+
+/** A time budget for one start: loading sharp takes ~100-300 ms; ten seconds means something is wrong. */
+const START_TIMEOUT_MS = 10_000;
+
+/** One worker child process, running one job at a time. */
+export class WorkerProcess {
+  readonly #child: ChildProcess;
+  #exited: Promise<string>;
+  #alive = true;
+  jobs = 0;
+
+  private constructor(child: ChildProcess, onStderr: (line: string) => void) {
+    this.#child = child;
+    this.#exited = once(child, "exit").then(([code, signal]) => {
+      this.#alive = false;
+      return signal ? `killed by ${signal}` : `exited with code ${code}`;
+    });
+    if (child.stderr)
+      createInterface({ input: child.stderr }).on("line", (line) => onStderr(line.slice(0, 500)));
+  }
+
+  static async start(jemalloc: string | undefined, onStderr: (line: string) => void): Promise<WorkerProcess> {
+    const worker = new WorkerProcess(forkWorker(jemalloc), onStderr);
+    const ready = new Promise<void>((resolve) => {
+      worker.#child.on("message", (m: FromWorker) => m.kind === "ready" && resolve());
+    });
+    const outcome = await Promise.race([
+      ready.then(() => "ready"),
+      worker.#exited,
+      new Promise<string>((r) => setTimeout(r, START_TIMEOUT_MS, "timeout").unref()),
+    ]);
+    if (outcome !== "ready") {
+      worker.kill();
+      throw new Error(`worker process did not start: ${outcome}`);
+    }
+    return worker;
+  }
+
+  get pid(): number {
+    return this.#child.pid ?? -1;
+  }
+
+  get alive(): boolean {
+    return this.#alive;
+  }
+
+  /** Runs one job; kills the process if it outlives `timeoutMs`. */
+  async run(jobId: string, spec: ResizeSpec, input: Buffer, timeoutMs: number): Promise<RunResult> {
+    this.jobs++;
+    let onMessage: ((m: FromWorker) => void) | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const done = new Promise<RunResult>((resolve) => {
+      onMessage = (m) => {
+        if (m.kind === "done" && m.jobId === jobId) resolve({ kind: "done", reply: m });
+      };
+      this.#child.on("message", onMessage);
+    });
+    const timedOut = new Promise<RunResult>((resolve) => {
+      timer = setTimeout(() => resolve({ kind: "timeout" }), timeoutMs);
+    });
+    const crashed = this.#exited.then((exit): RunResult => ({ kind: "crashed", exit }));
+    this.#child.send({ kind: "job", jobId, spec, input });
+    try {
+      const result = await Promise.race([done, timedOut, crashed]);
+      if (result.kind === "timeout") this.kill();
+      return result;
+    } finally {
+      clearTimeout(timer);
+      if (onMessage) this.#child.off("message", onMessage);
+    }
+  }
+
+  /** Asks the worker to exit after its current job and waits for it. */
+  async retire(): Promise<void> {
+    if (this.#alive && this.#child.connected) this.#child.send({ kind: "exit" });
+    this.#alive = false;
+    const timer = setTimeout(() => this.kill(), START_TIMEOUT_MS);
+    await this.#exited;
+    clearTimeout(timer);
+  }
+
+  /** Kills at once; `alive` turns false now, not when the exit event arrives, so nobody hands it another job. */
+  kill(): void {
+    if (this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill("SIGKILL");
+    this.#alive = false;
+  }
+
+  exited(): Promise<string> {
+    return this.#exited;
+  }
+}
