@@ -29,6 +29,7 @@ export async function resizeImage(input: Buffer, spec: ResizeSpec): Promise<Resi
     sequentialRead: true,
     pages: spec.pages,
     animated: spec.pages > 1,
+    ...(spec.density ? { density: spec.density } : {}),
   }).autoOrient();
   applyGeometry(image, spec);
   if (spec.blur !== undefined) image.blur(spec.blur);

@@ -21,6 +21,8 @@ export interface ResizeSpec {
   strip: boolean;
   blur?: number | undefined;
   sharpen?: number | undefined;
+  /** Vector input only: rasterise at this DPI so the target size needs no upscaling. */
+  density?: number | undefined;
   /** Frames to decode: 1 unless animated output was asked for. */
   pages: number;
   limits: {

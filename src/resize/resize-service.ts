@@ -16,6 +16,8 @@ import { etagFor, matchesIfNoneMatch } from "./etag.js";
 
 export interface ResizeRequest {
   input: Buffer;
+  /** The staging reservation made by `admit` for this upload. */
+  stagingKey: string;
   query: Record<string, string | string[] | undefined>;
   accept: string | undefined;
   ifNoneMatch: string | undefined;
@@ -66,6 +68,34 @@ export interface ResizeServiceDeps {
 export class ResizeService {
   constructor(private readonly deps: ResizeServiceDeps) {}
 
+  /**
+   * Admission before the body is read: refuses at once when the queue is full
+   * or the upload does not fit in the staging budget, so an overloaded node
+   * never buffers bodies it cannot serve. Pair with `release(key)`.
+   */
+  admit(key: string, declaredBytes: number | undefined): void {
+    const { queue, staging, config } = this.deps;
+    const max = config.limits.maxInputBytes;
+    if (declaredBytes !== undefined && declaredBytes > max) {
+      throw new ProblemError("too-large", `the upload is ${declaredBytes} bytes; at most ${max} are accepted`, {
+        extras: { maxBytes: max },
+      });
+    }
+    const { depth, capacity } = queue.stats();
+    if (depth >= capacity) throw this.#overloaded("queue", `the job queue is full (${capacity} jobs waiting)`);
+    // A body without Content-Length may be as large as the limit.
+    if (!staging.reserve(key, declaredBytes ?? max)) {
+      throw this.#overloaded(
+        "staging",
+        `the upload staging area is full (${mib(staging.bytes)} of ${mib(staging.maxBytes)} MiB in use)`,
+      );
+    }
+  }
+
+  release(key: string): void {
+    this.deps.staging.release(key);
+  }
+
   async resize(request: ResizeRequest): Promise<ResizeResponse> {
     const { limits, queue: queueConfig } = this.deps.config;
     const options = parseResizeOptions(request.query, limits);
@@ -82,7 +112,7 @@ export class ResizeService {
       id,
       tenant: request.tenant,
       spec,
-      input: { node: this.deps.nodeId, key: id, bytes: request.input.length },
+      input: { node: this.deps.nodeId, key: request.stagingKey, bytes: request.input.length },
       deadline: Date.now() + queueConfig.deadlineMs,
       enqueuedAt: Date.now(),
     };
@@ -108,30 +138,24 @@ export class ResizeService {
 
   async #run(job: JobMessage, request: ResizeRequest) {
     const { staging, pending, queue } = this.deps;
-    if (!staging.tryPut(job.input.key, request.input)) {
-      throw this.#overloaded(
-        "staging",
-        `the upload staging area is full (${mib(staging.bytes)} of ${mib(staging.maxBytes)} MiB held)`,
-      );
-    }
+    staging.fill(request.stagingKey, request.input);
+    const deadline = AbortSignal.timeout(Math.max(0, job.deadline - Date.now()));
+    const notQueued = new AbortController();
+    // Wait before enqueueing: a fast worker may answer before enqueue returns.
+    const waiting = pending.wait(job.id, AbortSignal.any([deadline, request.signal, notQueued.signal]));
     try {
-      const deadline = AbortSignal.timeout(Math.max(0, job.deadline - Date.now()));
-      const waiting = pending.wait(job.id, AbortSignal.any([deadline, request.signal]));
-      try {
-        await queue.enqueue(job);
-      } catch (error) {
-        if (error instanceof QueueFullError) {
-          throw this.#overloaded("queue", `the job queue is full (${error.capacity} jobs waiting)`);
-        }
-        throw error;
+      await queue.enqueue(job);
+    } catch (error) {
+      notQueued.abort();
+      if (error instanceof QueueFullError) {
+        throw this.#overloaded("queue", `the job queue is full (${error.capacity} jobs waiting)`);
       }
-      const outcome = await waiting;
-      if (!outcome) throw this.#timedOut(request.signal.aborted);
-      this.deps.drain.record();
-      return outcome;
-    } finally {
-      staging.delete(job.input.key);
+      throw error;
     }
+    const outcome = await waiting;
+    if (!outcome) throw this.#timedOut(request.signal.aborted);
+    this.deps.drain.record();
+    return outcome;
   }
 
   #overloaded(what: "queue" | "staging", detail: string): ProblemError {

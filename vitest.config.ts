@@ -1,0 +1,17 @@
+import { defineConfig } from "vitest/config";
+
+/**
+ * One config for every suite. Suites start real servers and worker
+ * processes, so on a 2-core machine two files run at a time.
+ */
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    pool: "forks",
+    maxWorkers: 2,
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    reporters: process.env.CI ? ["default", "junit"] : ["default"],
+    outputFile: { junit: "test-results/junit.xml" },
+  },
+});
