@@ -10,10 +10,17 @@ export const MULTIPART_FIELD = "image";
  */
 export async function readUpload(request: FastifyRequest, maxInputBytes: number): Promise<Buffer> {
   if (!request.isMultipart()) {
-    if (!Buffer.isBuffer(request.body)) {
+    if (request.body === undefined || request.body === null) {
       throw new ProblemError(
         "empty-body",
         "the request has no body; send the image bytes with an image/* Content-Type",
+      );
+    }
+    if (!Buffer.isBuffer(request.body)) {
+      // Parsed by another content-type parser (JSON, text): not an upload.
+      throw new ProblemError(
+        "unsupported-media-type",
+        `a ${request.headers["content-type"]} body is not an image upload; send image/* or application/octet-stream, or multipart/form-data with a field named '${MULTIPART_FIELD}'`,
       );
     }
     return request.body;

@@ -14,7 +14,12 @@ const SVG_BASE_DPI = 72;
 const SVG_MAX_DPI = 2400;
 
 /** Resolves options against the input's header into the spec a worker runs. */
-export function planResize(options: ResizeOptions, probe: Probe, accept: string | undefined, limits: ImageLimits): Plan {
+export function planResize(
+  options: ResizeOptions,
+  probe: Probe,
+  accept: string | undefined,
+  limits: ImageLimits,
+): Plan {
   const pages = framesToDecode(probe, options.animated, limits);
   const animated = pages > 1;
   const { format, variesByAccept } = chooseOutputFormat(options.format, accept, { ...probe, animated });

@@ -77,12 +77,17 @@ export class ResizeService {
     const { queue, staging, config } = this.deps;
     const max = config.limits.maxInputBytes;
     if (declaredBytes !== undefined && declaredBytes > max) {
-      throw new ProblemError("too-large", `the upload is ${declaredBytes} bytes; at most ${max} are accepted`, {
-        extras: { maxBytes: max },
-      });
+      throw new ProblemError(
+        "too-large",
+        `the upload is ${declaredBytes} bytes; at most ${max} are accepted`,
+        {
+          extras: { maxBytes: max },
+        },
+      );
     }
     const { depth, capacity } = queue.stats();
-    if (depth >= capacity) throw this.#overloaded("queue", `the job queue is full (${capacity} jobs waiting)`);
+    if (depth >= capacity)
+      throw this.#overloaded("queue", `the job queue is full (${capacity} jobs waiting)`);
     // A body without Content-Length may be as large as the limit.
     if (!staging.reserve(key, declaredBytes ?? max)) {
       throw this.#overloaded(

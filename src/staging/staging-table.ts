@@ -27,7 +27,8 @@ export class StagingTable {
   fill(key: string, bytes: Buffer): void {
     const entry = this.#entries.get(key);
     if (!entry) throw new Error(`staging key ${key} was not reserved`);
-    if (bytes.length > entry.reserved) throw new Error(`staging key ${key}: ${bytes.length} bytes exceed the ${entry.reserved} reserved`);
+    if (bytes.length > entry.reserved)
+      throw new Error(`staging key ${key}: ${bytes.length} bytes exceed the ${entry.reserved} reserved`);
     this.#reserved += bytes.length - entry.reserved;
     entry.reserved = bytes.length;
     entry.bytes = bytes;

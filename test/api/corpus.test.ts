@@ -3,7 +3,13 @@ import { describe, expect, it } from "vitest";
 import { corpusFile, corpusFiles, hasCorpus } from "../helpers/corpus.js";
 import { useNode } from "../helpers/node.js";
 
-const MIME: Record<string, string> = { jpeg: "image/jpeg", png: "image/png", webp: "image/webp", gif: "image/gif", avif: "image/avif" };
+const MIME: Record<string, string> = {
+  jpeg: "image/jpeg",
+  png: "image/png",
+  webp: "image/webp",
+  gif: "image/gif",
+  avif: "image/avif",
+};
 
 /** The documented problem type for every file of the bad corpus. */
 const EXPECTED_PROBLEMS: Record<string, { type: string; status: number }> = {
@@ -21,13 +27,19 @@ const EXPECTED_PROBLEMS: Record<string, { type: string; status: number }> = {
 
 describe.runIf(hasCorpus)("the real corpus over HTTP", () => {
   // SVG is allowed here so that check.svg can be resized; svg-script.svg must still be refused.
-  const node = useNode({ limits: { inputFormats: ["jpeg", "png", "webp", "avif", "gif", "tiff", "heif", "svg"] } });
+  const node = useNode({
+    limits: { inputFormats: ["jpeg", "png", "webp", "avif", "gif", "tiff", "heif", "svg"] },
+  });
 
   it.each(corpusFiles("good"))("resizes good/%s to 160×120 in the requested format", async (name) => {
     for (const format of ["jpeg", "webp"] as const) {
-      const res = await node().post(`/v1/resize?w=160&h=120&fit=fill&format=${format}`, corpusFile("good", name), {
-        "content-type": "application/octet-stream",
-      });
+      const res = await node().post(
+        `/v1/resize?w=160&h=120&fit=fill&format=${format}`,
+        corpusFile("good", name),
+        {
+          "content-type": "application/octet-stream",
+        },
+      );
       expect(res.status, await res.clone().text()).toBe(200);
       expect(res.headers.get("content-type")).toBe(MIME[format]);
       const out = Buffer.from(await res.arrayBuffer());
@@ -41,18 +53,23 @@ describe.runIf(hasCorpus)("the real corpus over HTTP", () => {
     expect(corpusFiles("bad")).toEqual(Object.keys(EXPECTED_PROBLEMS).sort());
   });
 
-  it.each(corpusFiles("bad"))("rejects bad/%s with its documented problem, and stays healthy", async (name) => {
-    const expected = EXPECTED_PROBLEMS[name];
-    const res = await node().post("/v1/resize?w=100", corpusFile("bad", name), { "content-type": "image/jpeg" });
-    expect(res.headers.get("content-type")).toContain("application/problem+json");
-    const problem = (await res.json()) as { type: string; status: number; detail: string };
-    expect({ status: res.status, type: problem.type }).toEqual(expected);
-    expect(problem.status).toBe(res.status);
-    expect(problem.detail.length).toBeGreaterThan(10);
-    const after = await node().post("/v1/resize?w=50", corpusFile("good", "Landscape_1.jpg"));
-    expect(after.status).toBe(200);
-    expect((await fetch(`${node().url}/healthz`)).status).toBe(200);
-  });
+  it.each(corpusFiles("bad"))(
+    "rejects bad/%s with its documented problem, and stays healthy",
+    async (name) => {
+      const expected = EXPECTED_PROBLEMS[name];
+      const res = await node().post("/v1/resize?w=100", corpusFile("bad", name), {
+        "content-type": "image/jpeg",
+      });
+      expect(res.headers.get("content-type")).toContain("application/problem+json");
+      const problem = (await res.json()) as { type: string; status: number; detail: string };
+      expect({ status: res.status, type: problem.type }).toEqual(expected);
+      expect(problem.status).toBe(res.status);
+      expect(problem.detail.length).toBeGreaterThan(10);
+      const after = await node().post("/v1/resize?w=50", corpusFile("good", "Landscape_1.jpg"));
+      expect(after.status).toBe(200);
+      expect((await fetch(`${node().url}/healthz`)).status).toBe(200);
+    },
+  );
 
   it("turns every EXIF orientation upright", async () => {
     const reference = await upright(node().url, "Landscape_1.jpg");
@@ -61,7 +78,10 @@ describe.runIf(hasCorpus)("the real corpus over HTTP", () => {
       for (let n = 1; n <= 8; n++) {
         const out = await upright(node().url, `${kind}_${n}.jpg`);
         expect([out.width, out.height], `${kind}_${n}`).toEqual([ref.width, ref.height]);
-        expect(meanAbsoluteDifference(out.pixels, ref.pixels), `${kind}_${n} differs from ${kind}_1`).toBeLessThan(12);
+        expect(
+          meanAbsoluteDifference(out.pixels, ref.pixels),
+          `${kind}_${n} differs from ${kind}_1`,
+        ).toBeLessThan(12);
       }
     }
   });

@@ -2,7 +2,9 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 
 /** The shared photo corpus, outside the project; CORPUS_DIR overrides the default path. */
-export const CORPUS_DIR = resolve(process.env.CORPUS_DIR ?? join(import.meta.dirname, "../../../shared/corpus"));
+export const CORPUS_DIR = resolve(
+  process.env.CORPUS_DIR ?? join(import.meta.dirname, "../../../shared/corpus"),
+);
 
 const present = existsSync(join(CORPUS_DIR, "good"));
 if (!present) {

@@ -12,10 +12,17 @@ export interface RunningNode {
 }
 
 /** Test defaults: a free port, quiet logs, one worker (the machine has two cores and suites run in pairs). */
-const TEST_DEFAULTS: RawConfig = { server: { port: 0, host: "127.0.0.1" }, log: { level: "silent" }, workers: { count: 1 } };
+const TEST_DEFAULTS: RawConfig = {
+  server: { port: 0, host: "127.0.0.1" },
+  log: { level: "silent" },
+  workers: { count: 1 },
+};
 
 /** Starts a real node (HTTP on a random port, real worker processes); stopped when the test ends. */
-export async function startNode(overrides: RawConfig = {}, options: { stopAfter?: "test" | "manual" } = {}): Promise<RunningNode> {
+export async function startNode(
+  overrides: RawConfig = {},
+  options: { stopAfter?: "test" | "manual" } = {},
+): Promise<RunningNode> {
   const config = loadConfig({ env: {}, overrides: mergeDeep(TEST_DEFAULTS, overrides) });
   const node = await createNode(config);
   if (options.stopAfter !== "manual") onTestFinished(async () => void (await node.stop()));
@@ -30,7 +37,11 @@ export async function startNode(overrides: RawConfig = {}, options: { stopAfter?
 }
 
 /** One sample's value from /metrics, 0 when the series does not exist yet. */
-export async function readMetric(url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+export async function readMetric(
+  url: string,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
   for (const line of text.split("\n")) {

@@ -8,10 +8,15 @@ import { readUpload } from "../upload.js";
 /** Content types taken as a raw image body; the real format is sniffed from the bytes. */
 const RAW_BODY_TYPES = /^(image\/[\w.+-]+|application\/octet-stream)$/i;
 
-export function resizeRoutes(app: FastifyInstance, deps: { service: ResizeService; metrics: Metrics; maxInputBytes: number }) {
+export function resizeRoutes(
+  app: FastifyInstance,
+  deps: { service: ResizeService; metrics: Metrics; maxInputBytes: number },
+) {
   const { service, metrics, maxInputBytes } = deps;
-  app.addContentTypeParser(RAW_BODY_TYPES, { parseAs: "buffer", bodyLimit: maxInputBytes }, (_req, body, done) =>
-    done(null, body),
+  app.addContentTypeParser(
+    RAW_BODY_TYPES,
+    { parseAs: "buffer", bodyLimit: maxInputBytes },
+    (_req, body, done) => done(null, body),
   );
   // The staging reservation of each request in flight; released however the request ends.
   const stagingKeys = new WeakMap<FastifyRequest, string>();
@@ -43,8 +48,9 @@ export function resizeRoutes(app: FastifyInstance, deps: { service: ResizeServic
       metrics.inputBytes.inc(input.length);
       reply.imgfleet.inBytes = input.length;
       const closed = new AbortController();
-      request.raw.once("close", () => {
-        if (!reply.sent) closed.abort();
+      // The response closing before it finished means the client went away.
+      reply.raw.once("close", () => {
+        if (!reply.raw.writableFinished) closed.abort();
       });
       const result = await service.resize({
         input,

@@ -1,0 +1,103 @@
+import { existsSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Workload } from "./types.js";
+
+export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+export const PROJECT_ROOT = resolve(BENCH_DIR, "..");
+export const RESULTS_DIR = resolve(BENCH_DIR, "results");
+
+export const WORKLOADS: readonly Workload[] = [
+  {
+    id: "W1",
+    file: "good/seed-256k.jpg",
+    query: "w=800&q=80&format=jpeg",
+    expect: { width: 800, height: 653 },
+  },
+  {
+    id: "W2",
+    file: "good/2569067123_aca715a2ee_o.jpg",
+    query: "w=720&h=588&fit=cover&format=jpeg",
+    expect: { width: 720, height: 588 },
+  },
+  {
+    id: "W3",
+    file: "good/seed-256k.jpg",
+    query: "w=200&h=200&fit=cover&format=jpeg",
+    expect: { width: 200, height: 200 },
+  },
+];
+
+const DEFAULT_CONCURRENCY = [1, 4, 16];
+
+export interface BenchConfig {
+  corpusDir: string;
+  seconds: number;
+  warmupSeconds: number;
+  workloads: Workload[];
+  concurrencies: number[];
+  strict: boolean;
+  /** Sequential W1 requests for the process-boundary measurement. */
+  boundaryRequests: number;
+  /** Seconds of the in-process sharp rate. */
+  sharpSeconds: number;
+}
+
+function seconds(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name}=${raw}: expected a positive number`);
+  return value;
+}
+
+function list(name: string): string[] | undefined {
+  const raw = process.env[name];
+  if (!raw) return undefined;
+  return raw
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function workloads(): Workload[] {
+  const wanted = list("BENCH_WORKLOADS")?.map((s) => s.toUpperCase());
+  if (!wanted) return [...WORKLOADS];
+  const unknown = wanted.filter((id) => !WORKLOADS.some((w) => w.id === id));
+  if (unknown.length > 0) throw new Error(`BENCH_WORKLOADS: unknown ${unknown.join(", ")} (known: W1, W2, W3)`);
+  return WORKLOADS.filter((w) => wanted.includes(w.id));
+}
+
+function concurrencies(): number[] {
+  const wanted = list("BENCH_CONCURRENCY");
+  if (!wanted) return DEFAULT_CONCURRENCY;
+  return wanted.map((s) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_CONCURRENCY: ${s} is not a positive integer`);
+    return n;
+  });
+}
+
+export function loadConfig(argv: string[]): BenchConfig {
+  const corpusDir = resolve(PROJECT_ROOT, process.env.CORPUS_DIR || "../shared/corpus");
+  const config: BenchConfig = {
+    corpusDir,
+    seconds: seconds("BENCH_SECONDS", 10),
+    warmupSeconds: seconds("BENCH_WARMUP_SECONDS", 2),
+    workloads: workloads(),
+    concurrencies: concurrencies(),
+    strict: argv.includes("--strict"),
+    boundaryRequests: 50,
+    sharpSeconds: 4,
+  };
+  // W1 also drives the boundary and in-process measurements.
+  for (const w of new Set([WORKLOADS[0] as Workload, ...config.workloads])) {
+    const path = corpusFile(config, w);
+    if (!existsSync(path)) throw new Error(`corpus file missing: ${path} (set CORPUS_DIR)`);
+  }
+  return config;
+}
+
+export function corpusFile(config: BenchConfig, workload: Workload): string {
+  return resolve(config.corpusDir, workload.file);
+}

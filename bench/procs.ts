@@ -1,0 +1,89 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { PROJECT_ROOT } from "./config.js";
+import { descendants } from "./rss.js";
+
+/** Every child the harness started and has not seen exit: stopped on exit, SIGINT and errors. */
+const live = new Set<ChildProcess>();
+
+/** Runs a TypeScript file of bench/ as its own Node process (through tsx). */
+export function spawnTs(script: string, args: string[]): ChildProcess {
+  return track(
+    spawn(process.execPath, ["--import", "tsx", script, ...args], {
+      cwd: PROJECT_ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+    }),
+  );
+}
+
+export function track(child: ChildProcess): ChildProcess {
+  live.add(child);
+  child.once("exit", () => live.delete(child));
+  return child;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function exited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; descendants still alive afterwards are killed too. */
+export async function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
+  const pid = child.pid;
+  const family = pid === undefined ? [] : descendants(pid);
+  if (!exited(child)) {
+    const gone = once(child, "exit");
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    await gone;
+    clearTimeout(timer);
+  }
+  for (const orphan of family.filter(alive)) process.kill(orphan, "SIGKILL");
+}
+
+export async function stopAll(): Promise<void> {
+  await Promise.all([...live].map((child) => stopChild(child)));
+}
+
+/** Last resort when the harness itself is exiting: no waiting possible, so SIGKILL. */
+function killAllNow(): void {
+  for (const child of live) {
+    const family = child.pid === undefined ? [] : descendants(child.pid);
+    child.kill("SIGKILL");
+    for (const pid of family.filter(alive)) process.kill(pid, "SIGKILL");
+  }
+}
+
+export function installCleanup(): void {
+  process.once("exit", killAllNow);
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => {
+      process.stderr.write(`\nbench: ${signal}, stopping child processes\n`);
+      void stopAll().finally(() => process.exit(130));
+    });
+  }
+}
+
+/** Keeps reading a stream to its end so the child never blocks on a full pipe; keeps the last lines. */
+export function drainLines(
+  stream: NodeJS.ReadableStream | null,
+  onLine: (line: string) => void = () => {},
+): () => string[] {
+  const tail: string[] = [];
+  if (!stream) return () => tail;
+  createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on("line", (line) => {
+    tail.push(line);
+    if (tail.length > 40) tail.shift();
+    onLine(line);
+  });
+  return () => tail;
+}

@@ -1,0 +1,82 @@
+import { p99Ratio, throughputRatio } from "./targets.js";
+import type { BoundaryCost, Pair, Percentiles, SharpRate, TargetCheck } from "./types.js";
+
+const COLUMNS = [
+  "workload",
+  "conc",
+  "ceil ops/s",
+  "fleet ops/s",
+  "ratio",
+  "ceil p50",
+  "ceil p99",
+  "fleet p50",
+  "fleet p99",
+  "p99 ratio",
+  "fleet RSS MB",
+  "ceil RSS MB",
+  "note",
+];
+
+function row(p: Pair): string[] {
+  const { ceiling: c, imgfleet: f } = p;
+  const note = [c, f]
+    .filter((m) => m.load.flagged)
+    .map((m) => `FLAGGED ${m.server}: ${m.load.flagged}`)
+    .join("; ");
+  return [
+    p.workload,
+    String(p.concurrency),
+    c.load.okRps.toFixed(1),
+    f.load.okRps.toFixed(1),
+    throughputRatio(p).toFixed(3),
+    `${c.load.latencyMs.p50} ms`,
+    `${c.load.latencyMs.p99} ms`,
+    `${f.load.latencyMs.p50} ms`,
+    `${f.load.latencyMs.p99} ms`,
+    p99Ratio(p).toFixed(2),
+    f.rss.peakMb.toFixed(1),
+    c.rss.peakMb.toFixed(1),
+    note,
+  ];
+}
+
+export function table(pairs: Pair[]): string {
+  const rows = [COLUMNS, ...pairs.map(row)];
+  const widths = COLUMNS.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
+  const line = (r: string[]) =>
+    r
+      .map((cell, i) => (i < 2 || i === r.length - 1 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)))
+      .join("  ")
+      .trimEnd();
+  const rule = widths.map((w) => "-".repeat(w)).join("  ");
+  return [line(COLUMNS), rule, ...pairs.map((p) => line(row(p)))].join("\n");
+}
+
+const fmt = (p: Percentiles) => `p50 ${p.p50} ms  p99 ${p.p99} ms`;
+
+export function boundaryReport(b: BoundaryCost): string {
+  return [
+    `process boundary, W1 at concurrency 1 (${b.requests} sequential requests, Server-Timing):`,
+    `  total      ${fmt(b.total)}`,
+    `  process    ${fmt(b.process)}   (the resize in the worker)`,
+    `  queue      ${fmt(b.queue)}`,
+    `  probe      ${fmt(b.probe)}`,
+    `  overhead   ${fmt(b.overhead)}   (total - process - probe)`,
+    `  client     ${fmt(b.clientMs)}   (fetch, send to last byte)`,
+    `  in-process sharp, same op, c1: ${fmt(b.inProcessMs)} (n=${b.inProcessMs.n})`,
+  ].join("\n");
+}
+
+export function sharpRateReport(r: SharpRate): string {
+  return `sharp in-process, W1 op, concurrency ${r.concurrency}, no HTTP: ${r.opsPerSec} ops/s (${r.ops} ops in ${r.seconds} s, latency ${fmt(r.latencyMs)}, sharp.concurrency()=${r.sharpConcurrency})`;
+}
+
+export function targetsReport(checks: TargetCheck[]): string {
+  const misses = checks.filter((c) => c.status === "MISS").length;
+  const lines = checks.map((c) => `  ${c.status === "MISS" ? "MISS !!" : c.status.padEnd(7)} ${c.name}: ${c.detail}`);
+  const verdict =
+    misses > 0
+      ? `!!!!!! ${misses} TARGET${misses > 1 ? "S" : ""} MISSED !!!!!!`
+      : "all measured targets met";
+  return ["targets:", ...lines, verdict].join("\n");
+}

@@ -1,0 +1,74 @@
+import { readdirSync, readFileSync } from "node:fs";
+import type { RssPeak } from "./types.js";
+
+function readOr(path: string, fallback: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return fallback; // the process or thread went away between listing and reading
+  }
+}
+
+function childrenOf(pid: number): number[] {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [];
+  }
+  return tids.flatMap((tid) =>
+    readOr(`/proc/${pid}/task/${tid}/children`, "")
+      .split(" ")
+      .filter(Boolean)
+      .map(Number),
+  );
+}
+
+/** Every process below `pid`, recursively, through /proc/<pid>/task/<tid>/children. */
+export function descendants(pid: number): number[] {
+  const found: number[] = [];
+  const pending = childrenOf(pid);
+  while (pending.length > 0) {
+    const next = pending.pop() as number;
+    found.push(next);
+    pending.push(...childrenOf(next));
+  }
+  return found;
+}
+
+/** VmRSS in kB, 0 when the process is gone. */
+function rssKb(pid: number): number {
+  const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(readOr(`/proc/${pid}/status`, ""));
+  return match ? Number(match[1]) : 0;
+}
+
+export function treeRss(pid: number): { kb: number; processes: number } {
+  const pids = [pid, ...descendants(pid)];
+  return { kb: pids.reduce((sum, p) => sum + rssKb(p), 0), processes: pids.length };
+}
+
+/**
+ * Samples the RSS of a process tree every `intervalMs` until stopped; reports
+ * the peak of the sums (all processes at one instant). `stop` may be called again.
+ */
+export function sampleRss(pid: number, intervalMs = 100): { stop(): RssPeak } {
+  const peak: RssPeak = { peakMb: 0, processesAtPeak: 0, samples: 0 };
+  let stopped = false;
+  const sample = () => {
+    const { kb, processes } = treeRss(pid);
+    peak.samples++;
+    if (kb / 1024 > peak.peakMb) Object.assign(peak, { peakMb: kb / 1024, processesAtPeak: processes });
+  };
+  sample();
+  const timer = setInterval(sample, intervalMs);
+  return {
+    stop() {
+      if (!stopped) {
+        clearInterval(timer);
+        sample();
+        stopped = true;
+      }
+      return { ...peak, peakMb: Math.round(peak.peakMb * 10) / 10 };
+    },
+  };
+}

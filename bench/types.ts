@@ -1,0 +1,86 @@
+/** Shared shapes of the benchmark harness. */
+
+export type ServerName = "ceiling" | "imgfleet";
+
+export interface Workload {
+  id: string;
+  /** Path relative to the corpus directory. */
+  file: string;
+  /** Query string sent to both servers. */
+  query: string;
+  /** Output size the sanity check expects. */
+  expect: { width: number; height: number };
+}
+
+/** What one autocannon run tells us, reduced to what the report needs. */
+export interface LoadSummary {
+  connections: number;
+  durationS: number;
+  /** 2xx responses per second over the run: failed requests do not count as throughput. */
+  okRps: number;
+  /** autocannon's own requests.average (all responses, per-second samples). */
+  rpsAverage: number;
+  latencyMs: { p50: number; p90: number; p99: number; max: number };
+  responses: number;
+  ok2xx: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  statusCodes: Record<string, number>;
+  /** Set when any request failed: the run is reported but never passes a target. */
+  flagged: string | null;
+}
+
+export interface RssPeak {
+  peakMb: number;
+  /** Processes counted at the peak sample (server plus descendants). */
+  processesAtPeak: number;
+  samples: number;
+}
+
+export interface Measurement {
+  server: ServerName;
+  workload: string;
+  concurrency: number;
+  load: LoadSummary;
+  rss: RssPeak;
+}
+
+export interface Pair {
+  workload: string;
+  concurrency: number;
+  ceiling: Measurement;
+  imgfleet: Measurement;
+}
+
+export interface Percentiles {
+  n: number;
+  p50: number;
+  p99: number;
+}
+
+export interface BoundaryCost {
+  requests: number;
+  clientMs: Percentiles;
+  total: Percentiles;
+  process: Percentiles;
+  queue: Percentiles;
+  probe: Percentiles;
+  overhead: Percentiles;
+  inProcessMs: Percentiles;
+}
+
+export interface SharpRate {
+  concurrency: number;
+  ops: number;
+  seconds: number;
+  opsPerSec: number;
+  latencyMs: Percentiles;
+  sharpConcurrency: number;
+}
+
+export interface TargetCheck {
+  name: string;
+  status: "PASS" | "MISS" | "SKIP";
+  detail: string;
+}
