@@ -1,6 +1,6 @@
 /** The part of autocannon v8's API the load generator uses (the package ships no types). */
 declare module "autocannon" {
-  interface Options {
+  export interface Options {
     url: string;
     connections: number;
     duration: number;
@@ -10,7 +10,7 @@ declare module "autocannon" {
     timeout?: number;
   }
 
-  interface Histogram {
+  export interface Histogram {
     average: number;
     mean: number;
     stddev: number;
@@ -22,7 +22,7 @@ declare module "autocannon" {
     p99: number;
   }
 
-  interface Result {
+  export interface Result {
     url: string;
     connections: number;
     duration: number;

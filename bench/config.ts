@@ -64,7 +64,8 @@ function workloads(): Workload[] {
   const wanted = list("BENCH_WORKLOADS")?.map((s) => s.toUpperCase());
   if (!wanted) return [...WORKLOADS];
   const unknown = wanted.filter((id) => !WORKLOADS.some((w) => w.id === id));
-  if (unknown.length > 0) throw new Error(`BENCH_WORKLOADS: unknown ${unknown.join(", ")} (known: W1, W2, W3)`);
+  if (unknown.length > 0)
+    throw new Error(`BENCH_WORKLOADS: unknown ${unknown.join(", ")} (known: W1, W2, W3)`);
   return WORKLOADS.filter((w) => wanted.includes(w.id));
 }
 

@@ -26,10 +26,13 @@ export function resizeUrl(server: RunningServer, workload: Workload): string {
 export async function checkWorkload(server: RunningServer, workload: Workload, file: string): Promise<void> {
   const res = await post(resizeUrl(server, workload), readFileSync(file));
   const what = `${server.name} ${workload.id}`;
-  if (res.status !== 200) throw new Error(`${what}: HTTP ${res.status}: ${res.body.toString().slice(0, 300)}`);
+  if (res.status !== 200)
+    throw new Error(`${what}: HTTP ${res.status}: ${res.body.toString().slice(0, 300)}`);
   const meta = await sharp(res.body).metadata();
   const { width, height } = workload.expect;
   if (meta.format !== "jpeg" || meta.width !== width || meta.height !== height) {
-    throw new Error(`${what}: got ${meta.format} ${meta.width}x${meta.height}, expected jpeg ${width}x${height}`);
+    throw new Error(
+      `${what}: got ${meta.format} ${meta.width}x${meta.height}, expected jpeg ${width}x${height}`,
+    );
   }
 }

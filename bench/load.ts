@@ -7,7 +7,12 @@ import type { LoadSummary } from "./types.js";
 const LOADGEN = resolve(BENCH_DIR, "loadgen.ts");
 
 /** Runs the load generator process against `url` and waits for its verdict. */
-export async function runLoad(url: string, file: string, connections: number, seconds: number): Promise<Result> {
+export async function runLoad(
+  url: string,
+  file: string,
+  connections: number,
+  seconds: number,
+): Promise<Result> {
   const child = spawnTs(LOADGEN, [url, file, String(connections), String(seconds)]);
   const stdout = drainLines(child.stdout);
   const stderr = drainLines(child.stderr);
@@ -29,7 +34,9 @@ function flag(result: Result): string | null {
 }
 
 export function summarize(result: Result): LoadSummary {
-  const codes = Object.fromEntries(Object.entries(result.statusCodeStats).map(([code, s]) => [code, s.count]));
+  const codes = Object.fromEntries(
+    Object.entries(result.statusCodeStats).map(([code, s]) => [code, s.count]),
+  );
   const { latency } = result;
   return {
     connections: result.connections,

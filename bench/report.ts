@@ -45,7 +45,9 @@ export function table(pairs: Pair[]): string {
   const widths = COLUMNS.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
   const line = (r: string[]) =>
     r
-      .map((cell, i) => (i < 2 || i === r.length - 1 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)))
+      .map((cell, i) =>
+        i < 2 || i === r.length - 1 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0),
+      )
       .join("  ")
       .trimEnd();
   const rule = widths.map((w) => "-".repeat(w)).join("  ");
@@ -73,10 +75,10 @@ export function sharpRateReport(r: SharpRate): string {
 
 export function targetsReport(checks: TargetCheck[]): string {
   const misses = checks.filter((c) => c.status === "MISS").length;
-  const lines = checks.map((c) => `  ${c.status === "MISS" ? "MISS !!" : c.status.padEnd(7)} ${c.name}: ${c.detail}`);
+  const lines = checks.map(
+    (c) => `  ${c.status === "MISS" ? "MISS !!" : c.status.padEnd(7)} ${c.name}: ${c.detail}`,
+  );
   const verdict =
-    misses > 0
-      ? `!!!!!! ${misses} TARGET${misses > 1 ? "S" : ""} MISSED !!!!!!`
-      : "all measured targets met";
+    misses > 0 ? `!!!!!! ${misses} TARGET${misses > 1 ? "S" : ""} MISSED !!!!!!` : "all measured targets met";
   return ["targets:", ...lines, verdict].join("\n");
 }

@@ -17,10 +17,7 @@ function childrenOf(pid: number): number[] {
     return [];
   }
   return tids.flatMap((tid) =>
-    readOr(`/proc/${pid}/task/${tid}/children`, "")
-      .split(" ")
-      .filter(Boolean)
-      .map(Number),
+    readOr(`/proc/${pid}/task/${tid}/children`, "").split(" ").filter(Boolean).map(Number),
   );
 }
 

@@ -61,7 +61,11 @@ function waitForPort(
   });
 }
 
-async function started(name: ServerName, child: ChildProcess, isListening: (p: Record<string, unknown>) => boolean) {
+async function started(
+  name: ServerName,
+  child: ChildProcess,
+  isListening: (p: Record<string, unknown>) => boolean,
+) {
   try {
     const server = await waitForPort(name, child, isListening);
     return { ...server, stop: () => stopChild(child) };
@@ -80,7 +84,11 @@ export function startImgfleet(): Promise<RunningServer> {
       stdio: ["ignore", "pipe", "pipe"],
     }),
   );
-  return started("imgfleet", child, (p) => typeof p.msg === "string" && p.msg.startsWith("imgfleet listening on"));
+  return started(
+    "imgfleet",
+    child,
+    (p) => typeof p.msg === "string" && p.msg.startsWith("imgfleet listening on"),
+  );
 }
 
 export function startCeiling(): Promise<RunningServer> {

@@ -38,12 +38,24 @@ export interface RssPeak {
   samples: number;
 }
 
+/** Shares of the machine's CPU capacity (all cores) during one measurement, in percent. */
+export interface CpuShare {
+  busyPct: number;
+  /** The loaded server's process tree. */
+  serverPct: number;
+  /** Everything the harness started, the server and the load generator included. */
+  benchPct: number;
+  /** Processes outside the benchmark: above a few percent the run is noisy. */
+  otherPct: number;
+}
+
 export interface Measurement {
   server: ServerName;
   workload: string;
   concurrency: number;
   load: LoadSummary;
   rss: RssPeak;
+  cpu: CpuShare;
 }
 
 export interface Pair {
@@ -51,6 +63,10 @@ export interface Pair {
   concurrency: number;
   ceiling: Measurement;
   imgfleet: Measurement;
+  /** Measurements of this pair, including attempts discarded as noisy. */
+  attempts: number;
+  /** Set when even the kept attempt ran beside too much foreign CPU. */
+  noisy: string | null;
 }
 
 export interface Percentiles {

@@ -58,6 +58,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       );
     }
   });
+  // Responses finishing while we drain close their connection, so keep-alive clients cannot hold the exit.
+  app.addHook("onSend", async (_request, reply) => {
+    if (deps.isDraining()) reply.header("connection", "close");
+  });
   await app.register(multipart, { limits: { fileSize: config.limits.maxInputBytes } });
   resizeRoutes(app, { service: deps.service, metrics, maxInputBytes: config.limits.maxInputBytes });
   formatsRoute(app, config);

@@ -87,6 +87,7 @@ export async function createNode(
       return url;
     },
     async stop() {
+      const stopStarted = Date.now();
       draining = true;
       const finished = await closeWithin(api, config.server.shutdownGraceMs);
       if (!finished) {
@@ -95,8 +96,13 @@ export async function createNode(
           "in-flight requests did not finish within server.shutdownGraceMs; their connections were closed",
         );
       }
+      const httpClosedMs = Date.now() - stopStarted;
       await pool.stop();
       await adapters.queue.close();
+      logger.info(
+        { httpClosedMs, workersStoppedMs: Date.now() - stopStarted - httpClosedMs },
+        "HTTP server closed and worker processes stopped",
+      );
       return finished;
     },
   };

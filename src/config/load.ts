@@ -40,7 +40,7 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
     layers.push(sources.overrides);
   }
   const merged = structuredClone(mergeDeep(...layers));
-  const result = ConfigSchema.safeParse(merged);
+  const result = ConfigSchema.safeParse(merged, { reportInput: true });
   if (!result.success) throw new ConfigError(describeIssues(result.error, merged, origins));
   return deepFreeze(result.data);
 }
@@ -54,14 +54,25 @@ function describeIssues(error: z.ZodError, input: RawConfig, origins: Origins): 
       });
     }
     const path = issue.path.join(".");
-    const value = valueAt(input, issue.path);
+    // The raw value as written; zod's own input for items of a comma-list string.
+    const raw = valueAt(input, issue.path);
+    const value = raw === undefined && "input" in issue ? issue.input : raw;
     return [`${path || "(root)"}: got ${JSON.stringify(value)}${from(origins, path)}: ${issue.message}`];
   });
 }
 
+/**
+ * Origins are recorded per leaf: an item of a list takes its list's origin,
+ * and an unknown section takes the origins of the leaves under it.
+ */
 function from(origins: Origins, path: string): string {
-  const origin = origins.get(path);
-  return origin ? ` (from ${origin})` : "";
+  const segments = path.split(".");
+  for (let i = segments.length; i > 0; i--) {
+    const origin = origins.get(segments.slice(0, i).join("."));
+    if (origin) return ` (from ${origin})`;
+  }
+  const below = new Set([...origins].filter(([p]) => p.startsWith(`${path}.`)).map(([, o]) => o));
+  return below.size > 0 ? ` (from ${[...below].join(", ")})` : "";
 }
 
 function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {

@@ -8,6 +8,6 @@ export function redact(value: unknown, key = ""): unknown {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redact(v, k)]));
   }
   if (SECRET_KEY.test(key) && value !== undefined && value !== "") return REDACTED;
-  if (typeof value === "string") return value.replace(/(\w+:\/\/[^:/@\s]+):[^@/\s]+@/g, `$1:${REDACTED}@`);
+  if (typeof value === "string") return value.replace(/(\w+:\/\/[^:/@\s]*):[^@/\s]+@/g, `$1:${REDACTED}@`);
   return value;
 }

@@ -148,7 +148,7 @@ export function parseResizeOptions(query: Query, limits: ImageLimits): ResizeOpt
         name,
         single[name] ?? "",
         `a known option: ${KNOWN_OPTIONS.join(", ")}`,
-        "unknown option",
+        "unknown option, with value",
       );
     }
     const name = String(issue?.path[0] ?? "");

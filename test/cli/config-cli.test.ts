@@ -1,0 +1,112 @@
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+
+const ROOT = join(import.meta.dirname, "../..");
+const dir = mkdtempSync(join(tmpdir(), "imgfleet-cli-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real CLI from source, as an operator would; only the IMGFLEET_* variables given here reach it. */
+function imgfleet(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("IMGFLEET_")));
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ["--import", "tsx", "src/cli/main.ts", ...args],
+      { cwd: ROOT, env: { ...cleanEnv, ...env }, timeout: 30_000 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === "number" ? error.code : null) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+describe("imgfleet config check", () => {
+  it("exits 0 and says a valid file is valid", async () => {
+    const path = file("good.yaml", "server:\n  port: 9100\nlimits:\n  inputFormats: [jpeg, png]\n");
+    const run = await imgfleet(["config", "check", path]);
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain("configuration is valid");
+    expect(run.stdout).toContain(path);
+  });
+
+  it("exits 2 and names the key, value and rule of every problem in an invalid file", async () => {
+    const path = file("bad.yaml", "server:\n  port: 70000\nlog:\n  level: loud\nlimits:\n  maxFrame: 3\n");
+    const run = await imgfleet(["config", "check", path]);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe("");
+    expect(run.stderr).toContain("invalid configuration");
+    expect(run.stderr).toMatch(/server\.port: got 70000 \(from file [^)]*bad\.yaml\): .*65535/);
+    expect(run.stderr).toMatch(/log\.level: got "loud" .*"debug"/);
+    expect(run.stderr).toContain("limits.maxFrame: unknown key");
+    // A config error is the operator's to fix: no stack trace.
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("exits 2 for a missing file and names it", async () => {
+    const path = join(dir, "missing.yaml");
+    const run = await imgfleet(["config", "check", path]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(`config file ${path}: cannot be read`);
+  });
+
+  it("checks the environment and flags too, with their origins", async () => {
+    const path = file("ok.json", JSON.stringify({ server: { port: 9000 } }));
+    const run = await imgfleet(["config", "check", path, "--port", "abc"], { IMGFLEET_QUEUE__CAPACITY: "0" });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('server.port: got "abc" (from flag)');
+    expect(run.stderr).toContain("queue.capacity: got 0 (from env IMGFLEET_QUEUE__CAPACITY)");
+  });
+});
+
+describe("imgfleet config print", () => {
+  it("prints the effective config as JSON with flags and env applied over defaults", async () => {
+    const run = await imgfleet(["config", "print", "--port", "9001"], { IMGFLEET_LOG__LEVEL: "debug" });
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    const config = JSON.parse(run.stdout) as {
+      server: { host: string; port: number };
+      log: { level: string };
+      limits: { maxInputPixels: number; inputFormats: string[] };
+      dataDir: string;
+    };
+    expect(config.server).toMatchObject({ host: "127.0.0.1", port: 9001 });
+    expect(config.log.level).toBe("debug");
+    expect(config.limits.maxInputPixels).toBe(50_000_000);
+    expect(config.dataDir).toBe("./data");
+  });
+
+  it("applies a --config file under env and flags", async () => {
+    const path = file("print.yaml", "server:\n  host: 0.0.0.0\n  port: 7000\nworkers:\n  count: 3\nlog:\n  level: warn\n");
+    const run = await imgfleet(["config", "print", "--config", path, "--workers", "5", "--data-dir", "/srv/x"], {
+      IMGFLEET_SERVER__PORT: "7001",
+    });
+    expect(run.code).toBe(0);
+    const config = JSON.parse(run.stdout) as {
+      server: { host: string; port: number };
+      workers: { count: number };
+      log: { level: string };
+      dataDir: string;
+    };
+    expect(config.server).toMatchObject({ host: "0.0.0.0", port: 7001 });
+    expect(config.workers.count).toBe(5);
+    expect(config.log.level).toBe("warn");
+    expect(config.dataDir).toBe("/srv/x");
+  });
+});
