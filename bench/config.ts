@@ -41,15 +41,21 @@ export interface BenchConfig {
   boundaryRequests: number;
   /** Seconds of the in-process sharp rate. */
   sharpSeconds: number;
+  /** CPU share (% of all cores) used outside the benchmark above which a pair is measured again. */
+  maxOtherCpuPct: number;
+  /** Extra attempts for a noisy pair. */
+  retries: number;
 }
 
-function seconds(name: string, fallback: number): number {
+function number(name: string, fallback: number, min: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === "") return fallback;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name}=${raw}: expected a positive number`);
+  if (!Number.isFinite(value) || value < min) throw new Error(`${name}=${raw}: expected a number >= ${min}`);
   return value;
 }
+
+const seconds = (name: string, fallback: number) => number(name, fallback, 0.5);
 
 function list(name: string): string[] | undefined {
   const raw = process.env[name];
@@ -90,6 +96,8 @@ export function loadConfig(argv: string[]): BenchConfig {
     strict: argv.includes("--strict"),
     boundaryRequests: 50,
     sharpSeconds: 4,
+    maxOtherCpuPct: number("BENCH_MAX_OTHER_CPU", 10, 0),
+    retries: Math.floor(number("BENCH_RETRIES", 2, 0)),
   };
   // W1 also drives the boundary and in-process measurements.
   for (const w of new Set([WORKLOADS[0] as Workload, ...config.workloads])) {

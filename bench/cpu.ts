@@ -10,7 +10,10 @@ function machineTicks(): { total: number; busy: number } {
     .split(/\s+/)
     .slice(1)
     .map(Number);
-  return { total: user + nice + system + idle + iowait + irq + softirq + steal, busy: user + nice + system + irq + softirq };
+  return {
+    total: user + nice + system + idle + iowait + irq + softirq + steal,
+    busy: user + nice + system + irq + softirq,
+  };
 }
 
 /**

@@ -19,10 +19,10 @@ const COLUMNS = [
 
 function row(p: Pair): string[] {
   const { ceiling: c, imgfleet: f } = p;
-  const note = [c, f]
-    .filter((m) => m.load.flagged)
-    .map((m) => `FLAGGED ${m.server}: ${m.load.flagged}`)
-    .join("; ");
+  const note = [
+    ...[c, f].filter((m) => m.load.flagged).map((m) => `FLAGGED ${m.server}: ${m.load.flagged}`),
+    ...(p.noisy ? [`NOISY: ${p.noisy}`] : []),
+  ].join("; ");
   return [
     p.workload,
     String(p.concurrency),

@@ -5,6 +5,7 @@ import type { Config } from "../config/schema.js";
 import { ProblemError } from "../errors/problem.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { ResizeService } from "../resize/resize-service.js";
+import { type Authenticator, anonymousAccess } from "./authentication.js";
 import { installProblemHandlers, sendProblem } from "./problem-handler.js";
 import { installRequestLog } from "./request-log.js";
 import { formatsRoute } from "./routes/formats.js";
@@ -21,6 +22,8 @@ export interface ApiDeps {
   readiness: () => Readiness;
   refreshGauges: () => void;
   isDraining: () => boolean;
+  /** Defaults to anonymous access until the identity layer provides one. */
+  authenticator?: Authenticator;
 }
 
 const REQUEST_ID = /^[\w.:@-]{1,128}$/;
@@ -63,7 +66,12 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     if (deps.isDraining()) reply.header("connection", "close");
   });
   await app.register(multipart, { limits: { fileSize: config.limits.maxInputBytes } });
-  resizeRoutes(app, { service: deps.service, metrics, maxInputBytes: config.limits.maxInputBytes });
+  resizeRoutes(app, {
+    service: deps.service,
+    metrics,
+    authenticator: deps.authenticator ?? anonymousAccess,
+    maxInputBytes: config.limits.maxInputBytes,
+  });
   formatsRoute(app, config);
   healthRoutes(app, deps.readiness);
   metricsRoute(app, metrics, deps.refreshGauges);

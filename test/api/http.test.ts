@@ -25,7 +25,7 @@ describe("the resize API over HTTP", () => {
     expect([res.headers.get("x-image-width"), res.headers.get("x-image-height")]).toEqual(["120", "80"]);
     expect(res.headers.get("etag")).toMatch(/^"[\w-]{20,}"$/);
     const timing = res.headers.get("server-timing") ?? "";
-    for (const step of ["queue", "process", "total"])
+    for (const step of ["auth", "queue", "process", "total"])
       expect(timing).toMatch(new RegExp(`${step};dur=\\d+(\\.\\d+)?`));
     expect((await sharp(body).metadata()).format).toBe("png");
   });

@@ -16,7 +16,9 @@ interface Run {
 
 /** Runs the real CLI from source, as an operator would; only the IMGFLEET_* variables given here reach it. */
 function imgfleet(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const cleanEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("IMGFLEET_")));
+  const cleanEnv = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith("IMGFLEET_")),
+  );
   return new Promise((resolve) => {
     execFile(
       process.execPath,
@@ -93,10 +95,16 @@ describe("imgfleet config print", () => {
   });
 
   it("applies a --config file under env and flags", async () => {
-    const path = file("print.yaml", "server:\n  host: 0.0.0.0\n  port: 7000\nworkers:\n  count: 3\nlog:\n  level: warn\n");
-    const run = await imgfleet(["config", "print", "--config", path, "--workers", "5", "--data-dir", "/srv/x"], {
-      IMGFLEET_SERVER__PORT: "7001",
-    });
+    const path = file(
+      "print.yaml",
+      "server:\n  host: 0.0.0.0\n  port: 7000\nworkers:\n  count: 3\nlog:\n  level: warn\n",
+    );
+    const run = await imgfleet(
+      ["config", "print", "--config", path, "--workers", "5", "--data-dir", "/srv/x"],
+      {
+        IMGFLEET_SERVER__PORT: "7001",
+      },
+    );
     expect(run.code).toBe(0);
     const config = JSON.parse(run.stdout) as {
       server: { host: string; port: number };

@@ -30,7 +30,10 @@ function configError(sources: Parameters<typeof loadConfig>[0]): ConfigError {
 
 describe("loadConfig: layers", () => {
   it("lets env override the file and overrides (flags) override env, key by key", () => {
-    const file = configFile("yaml", "limits:\n  maxInputBytes: 2048\n  maxFrames: 7\nserver:\n  port: 1111\n");
+    const file = configFile(
+      "yaml",
+      "limits:\n  maxInputBytes: 2048\n  maxFrames: 7\nserver:\n  port: 1111\n",
+    );
     const fileOnly = loadConfig({ file, env: {} });
     expect(fileOnly.limits.maxInputBytes).toBe(2048);
     expect(fileOnly.server.port).toBe(1111);
@@ -53,7 +56,10 @@ describe("loadConfig: layers", () => {
   it("reads YAML (.yaml and .yml) and JSON files", () => {
     const yaml = configFile("yaml", "server:\n  host: 0.0.0.0\n  port: 9100\nlog:\n  level: warn\n");
     const yml = configFile("yml", "dataDir: /var/lib/imgfleet\n");
-    const json = configFile("json", JSON.stringify({ queue: { capacity: 5 }, limits: { inputFormats: ["png"] } }));
+    const json = configFile(
+      "json",
+      JSON.stringify({ queue: { capacity: 5 }, limits: { inputFormats: ["png"] } }),
+    );
     const a = loadConfig({ file: yaml, env: {} });
     expect([a.server.host, a.server.port, a.log.level]).toEqual(["0.0.0.0", 9100, "warn"]);
     expect(loadConfig({ file: yml, env: {} }).dataDir).toBe("/var/lib/imgfleet");
@@ -145,7 +151,9 @@ describe("loadConfig: environment values", () => {
   it("names the list, the item and the file for a bad item of a list in a file", () => {
     const file = configFile("yaml", "limits:\n  inputFormats: [png, pdf]\n");
     const error = configError({ file, env: {} });
-    expect(error.issues).toEqual([expect.stringContaining(`limits.inputFormats.1: got "pdf" (from file ${file})`)]);
+    expect(error.issues).toEqual([
+      expect.stringContaining(`limits.inputFormats.1: got "pdf" (from file ${file})`),
+    ]);
   });
 });
 
@@ -231,7 +239,9 @@ describe("loadConfig: invalid values", () => {
   it("reports the origin of the winning layer when a later layer sets a bad value", () => {
     const file = configFile("yaml", "server:\n  port: 8000\n");
     const error = configError({ file, env: { IMGFLEET_SERVER__PORT: "-1" } });
-    expect(error.issues).toEqual([expect.stringContaining("server.port: got -1 (from env IMGFLEET_SERVER__PORT)")]);
+    expect(error.issues).toEqual([
+      expect.stringContaining("server.port: got -1 (from env IMGFLEET_SERVER__PORT)"),
+    ]);
   });
 });
 
@@ -239,7 +249,14 @@ describe("loadConfig: the result is frozen", () => {
   it("freezes the config, every section and every array", () => {
     const config = loadConfig({ env: {} });
     expect(Object.isFrozen(config)).toBe(true);
-    for (const section of [config.server, config.limits, config.queue, config.staging, config.workers, config.log]) {
+    for (const section of [
+      config.server,
+      config.limits,
+      config.queue,
+      config.staging,
+      config.workers,
+      config.log,
+    ]) {
       expect(Object.isFrozen(section)).toBe(true);
     }
     expect(Object.isFrozen(config.limits.inputFormats)).toBe(true);
@@ -273,7 +290,9 @@ describe("loadConfig: the result is frozen", () => {
     const a = loadConfig({ env: {} });
     const b = loadConfig({ env: {} });
     expect(a.limits.inputFormats).toEqual(b.limits.inputFormats);
-    expect(loadConfig({ env: { IMGFLEET_LIMITS__INPUT_FORMATS: "png" } }).limits.inputFormats).toEqual(["png"]);
+    expect(loadConfig({ env: { IMGFLEET_LIMITS__INPUT_FORMATS: "png" } }).limits.inputFormats).toEqual([
+      "png",
+    ]);
   });
 });
 
@@ -362,7 +381,10 @@ describe("redact", () => {
   });
 
   it("leaves empty secrets, host:port strings and the whole config alone", () => {
-    expect(redact({ password: "", addr: "localhost:8080" })).toEqual({ password: "", addr: "localhost:8080" });
+    expect(redact({ password: "", addr: "localhost:8080" })).toEqual({
+      password: "",
+      addr: "localhost:8080",
+    });
     const config = loadConfig({ env: {} });
     expect(redact(config)).toEqual(config);
   });

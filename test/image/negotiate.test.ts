@@ -8,7 +8,11 @@ const BROWSER = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.
 
 describe("chooseOutputFormat: explicit format", () => {
   it.each(OUTPUT_FORMATS)("format=%s wins over Accept and input, and does not vary by Accept", (format) => {
-    for (const input of [still("png", true), still("tiff"), { format: "gif" as const, hasAlpha: true, animated: true }]) {
+    for (const input of [
+      still("png", true),
+      still("tiff"),
+      { format: "gif" as const, hasAlpha: true, animated: true },
+    ]) {
       expect(chooseOutputFormat(format, BROWSER, input)).toEqual({ format, variesByAccept: false });
       expect(chooseOutputFormat(format, undefined, input)).toEqual({ format, variesByAccept: false });
     }
@@ -43,17 +47,22 @@ describe("chooseOutputFormat: format=auto", () => {
 });
 
 describe("chooseOutputFormat: no format", () => {
-  it.each(["jpeg", "png", "webp", "avif", "gif"] as const)("keeps %s input as %s and ignores Accept", (format) => {
-    for (const hasAlpha of [false, true]) {
-      expect(chooseOutputFormat(undefined, BROWSER, still(format, hasAlpha))).toEqual({
-        format,
-        variesByAccept: false,
-      });
-    }
-  });
+  it.each(["jpeg", "png", "webp", "avif", "gif"] as const)(
+    "keeps %s input as %s and ignores Accept",
+    (format) => {
+      for (const hasAlpha of [false, true]) {
+        expect(chooseOutputFormat(undefined, BROWSER, still(format, hasAlpha))).toEqual({
+          format,
+          variesByAccept: false,
+        });
+      }
+    },
+  );
 
   it("keeps an animated gif a gif", () => {
-    expect(chooseOutputFormat(undefined, BROWSER, { format: "gif", hasAlpha: false, animated: true })).toEqual({
+    expect(
+      chooseOutputFormat(undefined, BROWSER, { format: "gif", hasAlpha: false, animated: true }),
+    ).toEqual({
       format: "gif",
       variesByAccept: false,
     });

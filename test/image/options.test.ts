@@ -178,7 +178,9 @@ describe("parseResizeOptions: invalid values", () => {
 
   it("calls an unknown option unknown and lists the known ones", () => {
     const error = rejection({ w: "10", width: "100" });
-    expect(error.message).toMatch(/^option 'width': unknown option, with value '100'; expected a known option: /);
+    expect(error.message).toMatch(
+      /^option 'width': unknown option, with value '100'; expected a known option: /,
+    );
     expect(error.extras.expected).toContain(KNOWN_OPTIONS.join(", "));
   });
 

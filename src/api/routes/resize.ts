@@ -2,48 +2,63 @@ import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Metrics } from "../../metrics/metrics.js";
 import type { ResizeResponse, ResizeService } from "../../resize/resize-service.js";
-import { roundMs } from "../../util/time.js";
+import { nowMs, roundMs } from "../../util/time.js";
+import type { Authenticator, Principal } from "../authentication.js";
 import { readUpload } from "../upload.js";
 
 /** Content types taken as a raw image body; the real format is sniffed from the bytes. */
 const RAW_BODY_TYPES = /^(image\/[\w.+-]+|application\/octet-stream)$/i;
 
-export function resizeRoutes(
-  app: FastifyInstance,
-  deps: { service: ResizeService; metrics: Metrics; maxInputBytes: number },
-) {
-  const { service, metrics, maxInputBytes } = deps;
+export interface ResizeRouteDeps {
+  service: ResizeService;
+  metrics: Metrics;
+  authenticator: Authenticator;
+  maxInputBytes: number;
+}
+
+interface InFlight {
+  principal: Principal;
+  authMs: number;
+  stagingKey: string;
+}
+
+export function resizeRoutes(app: FastifyInstance, deps: ResizeRouteDeps) {
+  const { service, metrics, authenticator, maxInputBytes } = deps;
   app.addContentTypeParser(
     RAW_BODY_TYPES,
     { parseAs: "buffer", bodyLimit: maxInputBytes },
     (_req, body, done) => done(null, body),
   );
-  // The staging reservation of each request in flight; released however the request ends.
-  const stagingKeys = new WeakMap<FastifyRequest, string>();
+  // Each admitted request's caller and staging reservation; the reservation is released however the request ends.
+  const admitted = new WeakMap<FastifyRequest, InFlight>();
   const release = async (request: FastifyRequest) => {
-    const key = stagingKeys.get(request);
-    if (key) service.release(key);
+    const entry = admitted.get(request);
+    if (entry) service.release(entry.stagingKey);
   };
 
   app.post(
     "/v1/resize",
     {
       bodyLimit: maxInputBytes,
-      // Admission runs before the body is read: an overloaded node refuses uploads it cannot hold.
+      // Authentication and admission run before the body is read: a refused upload costs nothing.
       onRequest: async (request, reply) => {
-        const key = randomUUID();
+        const authStarted = nowMs();
+        const principal = await authenticator.authenticate(request);
+        const authMs = nowMs() - authStarted;
+        const stagingKey = randomUUID();
         try {
-          service.admit(key, declaredLength(request));
+          service.admit(stagingKey, declaredLength(request));
         } catch (error) {
           reply.header("connection", "close");
           throw error;
         }
-        stagingKeys.set(request, key);
+        admitted.set(request, { principal, authMs, stagingKey });
       },
       onResponse: release,
       onRequestAbort: release,
     },
     async (request, reply) => {
+      const entry = admitted.get(request) as InFlight;
       const input = await readUpload(request, maxInputBytes);
       metrics.inputBytes.inc(input.length);
       reply.imgfleet.inBytes = input.length;
@@ -54,14 +69,14 @@ export function resizeRoutes(
       });
       const result = await service.resize({
         input,
-        stagingKey: stagingKeys.get(request) ?? "",
+        stagingKey: entry.stagingKey,
         query: request.query as Record<string, string | string[] | undefined>,
         accept: request.headers.accept,
         ifNoneMatch: request.headers["if-none-match"],
         signal: closed.signal,
-        tenant: null,
+        tenant: entry.principal.tenant,
       });
-      return sendResult(reply, result, metrics);
+      return sendResult(reply, result, metrics, entry.authMs);
     },
   );
 }
@@ -72,18 +87,28 @@ function declaredLength(request: FastifyRequest): number | undefined {
   return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
 }
 
-function sendResult(reply: FastifyReply, result: ResizeResponse, metrics: Metrics) {
-  const totalMs = reply.elapsedTime;
+function serverTiming(steps: Record<string, number>): string {
+  return Object.entries(steps)
+    .map(([name, ms]) => `${name};dur=${roundMs(ms)}`)
+    .join(", ");
+}
+
+function sendResult(reply: FastifyReply, result: ResizeResponse, metrics: Metrics, authMs: number) {
   const t = result.timings;
+  const steps = {
+    auth: authMs,
+    probe: t.probe,
+    queue: t.queue,
+    fetch: t.fetch,
+    process: t.process,
+    total: reply.elapsedTime,
+  };
   Object.assign(reply.imgfleet, {
     inFormat: result.probe.format,
     inSize: `${result.probe.width}x${result.probe.height}`,
-    timings: { ...t, total: totalMs },
+    timings: { ...steps, cpu: t.cpu },
   });
-  reply.header(
-    "server-timing",
-    `probe;dur=${roundMs(t.probe)}, queue;dur=${roundMs(t.queue)}, fetch;dur=${roundMs(t.fetch)}, process;dur=${roundMs(t.process)}, total;dur=${roundMs(totalMs)}`,
-  );
+  reply.header("server-timing", serverTiming(steps));
   reply.header("etag", result.etag);
   if (result.varyAccept) reply.header("vary", "Accept");
   if (result.kind === "not-modified") return reply.code(304).send();
