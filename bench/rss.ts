@@ -39,22 +39,25 @@ function rssKb(pid: number): number {
   return match ? Number(match[1]) : 0;
 }
 
-export function treeRss(pid: number): { kb: number; processes: number } {
-  const pids = [pid, ...descendants(pid)];
-  return { kb: pids.reduce((sum, p) => sum + rssKb(p), 0), processes: pids.length };
+export function treeRss(pid: number): { kb: number; each: number[] } {
+  const each = [pid, ...descendants(pid)].map(rssKb);
+  return { kb: each.reduce((sum, kb) => sum + kb, 0), each };
 }
+
+const mb = (kb: number) => Math.round((kb / 1024) * 10) / 10;
 
 /**
  * Samples the RSS of a process tree every `intervalMs` until stopped; reports
  * the peak of the sums (all processes at one instant). `stop` may be called again.
  */
 export function sampleRss(pid: number, intervalMs = 100): { stop(): RssPeak } {
-  const peak: RssPeak = { peakMb: 0, processesAtPeak: 0, samples: 0 };
+  const peak: RssPeak = { peakMb: 0, processesAtPeak: 0, perProcessMb: [], samples: 0 };
   let stopped = false;
   const sample = () => {
-    const { kb, processes } = treeRss(pid);
+    const { kb, each } = treeRss(pid);
     peak.samples++;
-    if (kb / 1024 > peak.peakMb) Object.assign(peak, { peakMb: kb / 1024, processesAtPeak: processes });
+    if (mb(kb) > peak.peakMb)
+      Object.assign(peak, { peakMb: mb(kb), processesAtPeak: each.length, perProcessMb: each.map(mb) });
   };
   sample();
   const timer = setInterval(sample, intervalMs);
@@ -65,7 +68,7 @@ export function sampleRss(pid: number, intervalMs = 100): { stop(): RssPeak } {
         sample();
         stopped = true;
       }
-      return { ...peak, peakMb: Math.round(peak.peakMb * 10) / 10 };
+      return { ...peak };
     },
   };
 }

@@ -15,6 +15,8 @@ export interface RunningServer {
   startupLines: string[];
   /** Lines read from stdout so far: the pipe is drained for the whole life of the process. */
   stdoutLines(): number;
+  /** Hands every later stdout line to `listener` until the returned function is called. */
+  onLine(listener: (line: string) => void): () => void;
   stop(): Promise<void>;
 }
 
@@ -35,6 +37,7 @@ function waitForPort(
   isListening: (parsed: Record<string, unknown>) => boolean,
 ): Promise<Omit<RunningServer, "stop">> {
   const startupLines: string[] = [];
+  const listeners = new Set<(line: string) => void>();
   let lines = 0;
   let port: number | undefined;
   return new Promise((resolvePort, reject) => {
@@ -44,6 +47,7 @@ function waitForPort(
     child.once("exit", (code, signal) => fail(`exited (${signal ?? code})`));
     drainLines(child.stdout, (line) => {
       lines++;
+      for (const listener of listeners) listener(line);
       if (port !== undefined) return;
       startupLines.push(line);
       port = portOf(line, isListening);
@@ -56,6 +60,10 @@ function waitForPort(
         child,
         startupLines,
         stdoutLines: () => lines,
+        onLine(listener) {
+          listeners.add(listener);
+          return () => listeners.delete(listener);
+        },
       });
     });
   });

@@ -35,6 +35,8 @@ export interface RssPeak {
   peakMb: number;
   /** Processes counted at the peak sample (server plus descendants). */
   processesAtPeak: number;
+  /** RSS of each of them at the peak sample, the server first. */
+  perProcessMb: number[];
   samples: number;
 }
 
@@ -49,6 +51,18 @@ export interface CpuShare {
   otherPct: number;
 }
 
+/** imgfleet's own per-request breakdown (its request log), percentiles in ms. */
+export interface ServerTimings {
+  total: Percentiles;
+  probe: Percentiles;
+  queue: Percentiles;
+  process: Percentiles;
+  /** CPU time of the worker during the job. */
+  cpu: Percentiles;
+  /** total - process - probe - queue: HTTP, IPC, scheduling. */
+  other: Percentiles;
+}
+
 export interface Measurement {
   server: ServerName;
   workload: string;
@@ -56,6 +70,8 @@ export interface Measurement {
   load: LoadSummary;
   rss: RssPeak;
   cpu: CpuShare;
+  /** imgfleet only. */
+  serverTimings?: ServerTimings;
 }
 
 export interface Pair {

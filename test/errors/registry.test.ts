@@ -11,7 +11,9 @@ describe("the problem type registry and docs/errors.md", () => {
     for (const [code, { status }] of Object.entries(PROBLEM_TYPES)) {
       expect(documented, `docs/errors.md lacks '## ${code}'`).toContain(code);
       const section = doc.split(`## ${code}\n`)[1]?.split("\n## ")[0] ?? "";
-      expect(section, `docs/errors.md section ${code} must start with its status`).toMatch(new RegExp(`^\`${status}\``));
+      expect(section, `docs/errors.md section ${code} must start with its status`).toMatch(
+        new RegExp(`^\`${status}\``),
+      );
     }
   });
 

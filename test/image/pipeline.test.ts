@@ -1,7 +1,6 @@
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load.js";
-import type { ImageLimits } from "../../src/config/schema.js";
 import { OUTPUT_FORMATS } from "../../src/image/formats.js";
 import { parseResizeOptions } from "../../src/image/options.js";
 import { classifySharpError, resizeImage } from "../../src/image/pipeline.js";
