@@ -3,7 +3,6 @@ import { Command, Option } from "commander";
 import { ConfigError } from "../config/config-error.js";
 import { configCheckCommand, configPrintCommand } from "./config-commands.js";
 import type { ServerFlags } from "./flags.js";
-import { startCommand } from "./start.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
   version: string;
@@ -37,7 +36,11 @@ const program = new Command()
 
 serverFlags(
   program.command("start").description("start a node (embedded mode: every role, no external services)"),
-).action((flags: ServerFlags) => startCommand(flags));
+).action(async (flags: ServerFlags) => {
+  // Loaded on demand: `config check` stays quick and never loads the server.
+  const { startCommand } = await import("./start.js");
+  await startCommand(flags);
+});
 
 const config = program.command("config").description("inspect the configuration");
 serverFlags(

@@ -20,9 +20,14 @@ function listOf<T extends z.ZodType>(item: T) {
   );
 }
 
+/** A non-empty string; an env value such as `2024` arrives as a number and is taken back as text. */
+function text() {
+  return z.preprocess((v) => (typeof v === "number" ? String(v) : v), z.string().min(1));
+}
+
 const ServerSchema = z
   .object({
-    host: z.string().min(1).default("127.0.0.1"),
+    host: text().default("127.0.0.1"),
     /** 0 picks a free port; the chosen one is logged. */
     port: z.number().int().min(0).max(65535).default(8080),
     /** SIGTERM: how long in-flight requests may take to finish before the process exits anyway. */
@@ -97,7 +102,7 @@ const LogSchema = z
 export const ConfigSchema = z
   .object({
     /** Where embedded mode keeps its state. */
-    dataDir: z.string().min(1).default("./data"),
+    dataDir: text().default("./data"),
     server: ServerSchema.prefault({}),
     limits: LimitsSchema.prefault({}),
     queue: QueueSchema.prefault({}),

@@ -56,7 +56,8 @@ export interface ResizeOptions {
 function numberIn(min: number, max: number, integer: boolean) {
   const expected = `${integer ? "an integer" : "a number"} from ${min} to ${max}`;
   return z.string().transform((s, ctx) => {
-    const n = s.trim() === "" ? Number.NaN : Number(s);
+    // Plain decimals only: no hex, exponents or padding sneaking through Number().
+    const n = /^\d+(\.\d+)?$/.test(s) ? Number(s) : Number.NaN;
     if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || n > max) {
       ctx.addIssue({ code: "custom", message: expected });
       return z.NEVER;

@@ -65,7 +65,8 @@ function applyGeometry(image: Sharp, spec: ResizeSpec): void {
     fit: spec.fit,
     position: spec.position,
     withoutEnlargement: !spec.enlarge,
-    ...(spec.background ? { background: spec.background } : {}),
+    // contain pads with transparency unless told otherwise; JPEG output then flattens it on white.
+    background: spec.background ?? "#00000000",
   });
 }
 

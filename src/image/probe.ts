@@ -75,7 +75,9 @@ function rejectActiveSvg(input: Buffer): void {
     /<script[\s>]/i.test(text) ||
     /\son[a-z]+\s*=/i.test(text) ||
     external.test(text) ||
-    /<!ENTITY/i.test(text)
+    /<!ENTITY/i.test(text) ||
+    /@import/i.test(text) ||
+    /url\(\s*["']?\s*(?!#|data:image\/)/i.test(text)
   ) {
     throw new ProblemError(
       "unsupported-format",

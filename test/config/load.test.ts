@@ -344,9 +344,10 @@ describe("redact", () => {
     });
   });
 
-  it("hides every element of an array under a secret key and numbers too", () => {
-    expect(redact({ tokens: ["a", "b"], pin: 1, password: 1234 })).toEqual({
-      tokens: [REDACTED, REDACTED],
+  it("hides whole arrays and objects under a secret key, and numbers too", () => {
+    expect(redact({ tokens: ["a", "b"], secrets: { db: "x" }, pin: 1, password: 1234 })).toEqual({
+      tokens: REDACTED,
+      secrets: REDACTED,
       pin: 1,
       password: REDACTED,
     });
