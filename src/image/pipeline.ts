@@ -65,8 +65,9 @@ function applyGeometry(image: Sharp, spec: ResizeSpec): void {
     fit: spec.fit,
     position: spec.position,
     withoutEnlargement: !spec.enlarge,
-    // contain pads with transparency unless told otherwise; JPEG output then flattens it on white.
-    background: spec.background ?? "#00000000",
+    // contain pads with transparency unless told otherwise; JPEG has no alpha, so white
+    // (sharp flattens before resizing, so the padding must already be the final colour).
+    background: spec.background ?? (spec.outputFormat === "jpeg" ? "#ffffff" : "#00000000"),
   });
 }
 

@@ -149,6 +149,20 @@ describe("resizeImage: colour and background", () => {
     expect(await pixel(data, 99, 99)).toEqual([0, 0, 255, 255]);
   });
 
+  it("contain pads with transparency by default where the format has alpha, and white for JPEG", async () => {
+    const input = await solidImage(400, 200, "png");
+    const png = await resizeImage(
+      input,
+      spec({ fit: "contain", width: 100, height: 100, outputFormat: "png" }),
+    );
+    expect((await pixel(png.data, 0, 0))[3]).toBe(0);
+    const jpeg = await resizeImage(
+      input,
+      spec({ fit: "contain", width: 100, height: 100, outputFormat: "jpeg" }),
+    );
+    expectColour((await pixel(jpeg.data, 0, 0)).slice(0, 3), [255, 255, 255], 2);
+  });
+
   it("flattens transparency on white for JPEG output", async () => {
     const { data } = await resizeImage(await transparentPng(), spec({ outputFormat: "jpeg", width: 32 }));
     const meta = await sharp(data).metadata();

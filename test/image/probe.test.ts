@@ -227,6 +227,11 @@ describe("probeImage: SVG", () => {
     ["an external href", svg('<image width="10" height="10" href="https://evil.example/x.png"/>')],
     ["an external xlink:href", svg("<image width='10' height='10' xlink:href='file:///etc/passwd'/>")],
     ["a javascript: link", svg('<a href="javascript:alert(1)"><rect width="1" height="1"/></a>')],
+    ["a CSS @import", svg("<style>@import url(https://evil.example/x.css);</style>")],
+    [
+      "a CSS url() to another host",
+      svg('<rect width="1" height="1" style="fill:url(http://evil.example/p)"/>'),
+    ],
     [
       "a data: link that is not an image",
       svg('<a href="data:text/html,hi"><rect width="1" height="1"/></a>'),
