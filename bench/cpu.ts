@@ -10,52 +10,82 @@ function machineTicks(): { total: number; busy: number } {
     .split(/\s+/)
     .slice(1)
     .map(Number);
-  return {
-    total: user + nice + system + idle + iowait + irq + softirq + steal,
-    busy: user + nice + system + irq + softirq,
-  };
+  const busy = user + nice + system + irq + softirq;
+  return { total: busy + idle + iowait + steal, busy };
 }
 
-/**
- * utime + stime + cutime + cstime of one process: its own CPU plus that of
- * the children it has reaped (an exited load generator, a recycled worker).
- */
-function processTicks(pid: number): number {
+/** utime, stime, cutime, cstime of a process (0s once it is gone). */
+function cpuFields(pid: number): number[] {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   } catch {
-    return 0;
+    return [0, 0, 0, 0];
   }
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i] ?? 0), 0);
+  // Fields after "(comm)": state is field 3, so utime (14) .. cstime (17) are 11..14.
+  return stat
+    .slice(stat.lastIndexOf(")") + 2)
+    .split(" ")
+    .slice(11, 15)
+    .map(Number);
 }
 
-function treeTicks(root: number): number {
-  return [root, ...descendants(root)].reduce((sum, pid) => sum + processTicks(pid), 0);
-}
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+
+/** Own CPU of the process alone: its threads, no children. */
+const ownTicks = (pid: number) => sum(cpuFields(pid).slice(0, 2));
+
+/**
+ * CPU of a process tree: each live process's own ticks plus those of the
+ * children it reaped (an exited load generator, a recycled worker).
+ */
+const treeTicks = (root: number) => sum([root, ...descendants(root)].map((pid) => sum(cpuFields(pid))));
 
 const pct = (ticks: number, total: number) => (total > 0 ? Math.round((ticks / total) * 1000) / 10 : 0);
 
 /**
  * Where the machine's CPU went between start and stop: the server's process
- * tree, everything the harness started (harness, servers, load generator),
- * and the rest ("other": processes outside the benchmark, i.e. noise).
+ * tree (and its main process alone), everything the harness started, and the
+ * rest ("other": processes outside the benchmark, i.e. noise).
  */
 export function watchCpu(serverPid: number): { stop(): CpuShare } {
-  const before = { machine: machineTicks(), ours: treeTicks(process.pid), server: treeTicks(serverPid) };
+  const before = {
+    machine: machineTicks(),
+    bench: treeTicks(process.pid),
+    server: treeTicks(serverPid),
+    main: ownTicks(serverPid),
+  };
   return {
     stop() {
       const machine = machineTicks();
       const total = machine.total - before.machine.total;
       const busy = machine.busy - before.machine.busy;
-      const ours = treeTicks(process.pid) - before.ours;
+      const bench = treeTicks(process.pid) - before.bench;
       return {
         busyPct: pct(busy, total),
         serverPct: pct(treeTicks(serverPid) - before.server, total),
-        benchPct: pct(ours, total),
-        otherPct: pct(Math.max(0, busy - ours), total),
+        serverMainPct: pct(ownTicks(serverPid) - before.main, total),
+        benchPct: pct(bench, total),
+        otherPct: pct(Math.max(0, busy - bench), total),
       };
     },
   };
+}
+
+/**
+ * Waits until the server's process tree has gone quiet (at most `maxTicks`
+ * clock ticks in a `windowMs` window): requests left in flight when a load
+ * generator stopped are still being processed, and must not leak into the
+ * next measurement. Gives up after `maxMs`; resolves with the time waited.
+ */
+export async function waitQuiet(pid: number, windowMs = 250, maxTicks = 3, maxMs = 15_000): Promise<number> {
+  const started = performance.now();
+  let last = treeTicks(pid);
+  while (performance.now() - started < maxMs) {
+    await new Promise((resolve) => setTimeout(resolve, windowMs));
+    const now = treeTicks(pid);
+    if (now - last <= maxTicks) break;
+    last = now;
+  }
+  return Math.round(performance.now() - started);
 }

@@ -63,10 +63,16 @@ function killAllNow(): void {
   }
 }
 
+let interrupted = false;
+
+/** True once SIGINT or SIGTERM arrived: failures after that are the interruption, not errors. */
+export const wasInterrupted = () => interrupted;
+
 export function installCleanup(): void {
   process.once("exit", killAllNow);
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.once(signal, () => {
+      interrupted = true;
       process.stderr.write(`\nbench: ${signal}, stopping child processes\n`);
       void stopAll().finally(() => process.exit(130));
     });

@@ -1,3 +1,4 @@
+import { render } from "./table.js";
 import { p99Ratio, throughputRatio } from "./targets.js";
 import type { BoundaryCost, Pair, Percentiles, SharpRate, TargetCheck } from "./types.js";
 
@@ -41,17 +42,41 @@ function row(p: Pair): string[] {
 }
 
 export function table(pairs: Pair[]): string {
-  const rows = [COLUMNS, ...pairs.map(row)];
-  const widths = COLUMNS.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length)));
-  const line = (r: string[]) =>
-    r
-      .map((cell, i) =>
-        i < 2 || i === r.length - 1 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0),
-      )
-      .join("  ")
-      .trimEnd();
-  const rule = widths.map((w) => "-".repeat(w)).join("  ");
-  return [line(COLUMNS), rule, ...pairs.map((p) => line(row(p)))].join("\n");
+  return render(COLUMNS, pairs.map(row));
+}
+
+const CPU_COLUMNS = [
+  "workload",
+  "conc",
+  "ceil cpu ms/req",
+  "fleet cpu ms/req",
+  "fleet API ms/req",
+  "fleet workers ms/req",
+  "workers busy",
+  "fleet queue p50",
+  "fleet process p50",
+];
+
+function cpuRow(p: Pair): string[] {
+  const { ceiling: c, imgfleet: f } = p;
+  const t = f.serverTimings;
+  const busy = t ? (t.processSumMs / (f.load.durationS * 1000)).toFixed(2) : "?";
+  return [
+    p.workload,
+    String(p.concurrency),
+    c.cpuMsPerOk.server.toFixed(1),
+    f.cpuMsPerOk.server.toFixed(1),
+    f.cpuMsPerOk.serverMain.toFixed(1),
+    (f.cpuMsPerOk.server - f.cpuMsPerOk.serverMain).toFixed(1),
+    busy,
+    t ? `${t.queue.p50} ms` : "?",
+    t ? `${t.process.p50} ms` : "?",
+  ];
+}
+
+/** Where the CPU went: per successful response, the ceiling against imgfleet's API process and workers. */
+export function cpuTable(pairs: Pair[]): string {
+  return render(CPU_COLUMNS, pairs.map(cpuRow));
 }
 
 const fmt = (p: Percentiles) => `p50 ${p.p50} ms  p99 ${p.p99} ms`;

@@ -36,6 +36,7 @@ export function collectTimings(server: RunningServer): { stop(): ServerTimings }
         process: of((t) => get(t, "process")),
         cpu: of((t) => get(t, "cpu")),
         other: of((t) => get(t, "total") - get(t, "process") - get(t, "probe") - get(t, "queue")),
+        processSumMs: Math.round(seen.reduce((sum, t) => sum + (t.process ?? 0), 0)),
       };
     },
   };

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { resolve } from "node:path";
@@ -14,6 +15,20 @@ function imgfleetEnv(): Record<string, string> {
   return Object.fromEntries(
     Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith("IMGFLEET_") && !!e[1]),
   );
+}
+
+function git(args: string[]): string {
+  try {
+    return execFileSync("git", args, { cwd: PROJECT_ROOT, encoding: "utf8" }).trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+/** Which imgfleet was measured: the commit, and source files changed on top of it. */
+export function sourceInfo() {
+  const dirty = git(["status", "--porcelain", "--", "src", "package.json", "package-lock.json"]);
+  return { commit: git(["rev-parse", "HEAD"]), uncommitted: dirty ? dirty.split("\n") : [] };
 }
 
 export function machineInfo() {

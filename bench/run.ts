@@ -9,9 +9,9 @@ import { type BenchConfig, corpusFile, loadConfig, WORKLOADS } from "./config.js
 import { checkWorkload } from "./http.js";
 import { sharpRate } from "./inprocess.js";
 import { runMatrix, type Servers } from "./matrix.js";
-import { installCleanup, stopAll } from "./procs.js";
-import { boundaryReport, sharpRateReport, table, targetsReport } from "./report.js";
-import { machineInfo, settings, writeResults } from "./results.js";
+import { installCleanup, stopAll, wasInterrupted } from "./procs.js";
+import { boundaryReport, cpuTable, sharpRateReport, table, targetsReport } from "./report.js";
+import { machineInfo, settings, sourceInfo, writeResults } from "./results.js";
 import { startCeiling, startImgfleet } from "./servers.js";
 import { checkTargets } from "./targets.js";
 import type { Workload } from "./types.js";
@@ -29,63 +29,71 @@ function parsedLines(lines: string[]): unknown[] {
   });
 }
 
+/** Both servers up, and both answering every workload with the expected JPEG. */
 async function startServers(config: BenchConfig): Promise<Servers> {
   const [ceiling, imgfleet] = await Promise.all([startCeiling(), startImgfleet()]);
   say(`ceiling  pid ${ceiling.pid} at ${ceiling.url}`);
   say(`imgfleet pid ${imgfleet.pid} at ${imgfleet.url}`);
-  const servers = { ceiling, imgfleet };
   for (const workload of config.workloads) {
     await checkWorkload(ceiling, workload, corpusFile(config, workload));
     await checkWorkload(imgfleet, workload, corpusFile(config, workload));
   }
-  return servers;
+  return { ceiling, imgfleet };
+}
+
+/** Everything measured, servers stopped at the end. */
+async function measureAll(config: BenchConfig) {
+  const servers = await startServers(config);
+  const pairs = await runMatrix(config, servers);
+  const file = corpusFile(config, W1);
+  const sequential = await sharpRate(file, W1.query, 1, 60, config.boundaryRequests);
+  const boundary = await boundaryCost(
+    servers.imgfleet,
+    W1,
+    file,
+    config.boundaryRequests,
+    sequential.latencyMs,
+  );
+  const imgfleet = {
+    startup: parsedLines(servers.imgfleet.startupLines),
+    logLines: servers.imgfleet.stdoutLines(),
+  };
+  await stopAll();
+  const rate = await sharpRate(file, W1.query, 4, config.sharpSeconds);
+  return { imgfleet, pairs, boundary, sharpInProcess: { rate, sequential } };
 }
 
 async function main(): Promise<number> {
   const startedAt = new Date();
   const config = loadConfig(process.argv.slice(2));
   const machine = machineInfo();
+  const source = sourceInfo();
   say(`imgfleet bench: ${machine.cpus} cpus, node ${machine.node}, sharp ${machine.sharp.sharp}`);
+  say(`  ${config.seconds} s per run after ${config.warmupSeconds} s warm-up; corpus ${config.corpusDir}`);
+  const load = loadavg()[0] ?? 0;
+  if (load > 0.5) say(`  WARNING: load average ${load.toFixed(2)} at start; numbers may be noisy`);
+  const measured = await measureAll(config);
+  const { pairs, boundary, sharpInProcess } = measured;
+  const targets = checkTargets(pairs);
+  say(`\n${table(pairs)}\n\nCPU per successful response (all cores):\n${cpuTable(pairs)}`);
   say(
-    `  ${config.seconds} s per measurement after ${config.warmupSeconds} s warm-up; corpus ${config.corpusDir}`,
+    `\n${boundaryReport(boundary)}\n\n${sharpRateReport(sharpInProcess.rate)}\n\n${targetsReport(targets)}`,
   );
-  if ((loadavg()[0] ?? 0) > 0.5)
-    say(`  WARNING: load average ${loadavg()[0]?.toFixed(2)} at start; numbers may be noisy`);
-  const servers = await startServers(config);
-  const imgfleetStartup = parsedLines(servers.imgfleet.startupLines);
-  const pairs = await runMatrix(config, servers);
-  const w1File = corpusFile(config, W1);
-  const inProcessSeq = await sharpRate(w1File, W1.query, 1, 60, config.boundaryRequests);
-  const boundary = await boundaryCost(
-    servers.imgfleet,
-    W1,
-    w1File,
-    config.boundaryRequests,
-    inProcessSeq.latencyMs,
-  );
-  const imgfleetLogLines = servers.imgfleet.stdoutLines();
-  await stopAll();
-  const rate = await sharpRate(w1File, W1.query, 4, config.sharpSeconds);
-  const checks = checkTargets(pairs);
-  say(
-    `\n${table(pairs)}\n\n${boundaryReport(boundary)}\n\n${sharpRateReport(rate)}\n\n${targetsReport(checks)}`,
-  );
+  const finishedAt = new Date().toISOString();
   const path = writeResults(
     {
       startedAt: startedAt.toISOString(),
-      finishedAt: new Date().toISOString(),
+      finishedAt,
       machine: { ...machine, loadAvgAtEnd: loadavg() },
       settings: settings(config),
-      imgfleet: { startup: imgfleetStartup, logLines: imgfleetLogLines },
-      pairs,
-      boundary,
-      sharpInProcess: { rate, sequential: inProcessSeq },
-      targets: checks,
+      source,
+      ...measured,
+      targets,
     },
     startedAt,
   );
   say(`\nresults: ${path}`);
-  const missed = checks.some((c) => c.status === "MISS");
+  const missed = targets.some((c) => c.status === "MISS");
   if (missed && !config.strict) say("(targets missed; exiting 0 because --strict was not given)");
   return missed && config.strict ? 1 : 0;
 }
@@ -94,6 +102,7 @@ installCleanup();
 main()
   .then((code) => process.exit(code))
   .catch(async (error: unknown) => {
+    if (wasInterrupted()) return; // the signal handler stops the children and exits
     process.stderr.write(
       `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
     );

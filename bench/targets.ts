@@ -17,8 +17,9 @@ function failures(pair: Pair): string | null {
   return bad.length ? bad.map((m) => `${m.server} run had ${m.load.flagged}`).join("; ") : null;
 }
 
-function check(name: string, pair: Pair, pass: boolean, detail: string): TargetCheck {
+function check(name: string, pair: Pair, pass: boolean, measured: string): TargetCheck {
   const failed = failures(pair);
+  const detail = pair.noisy ? `${measured} (NOISY: ${pair.noisy})` : measured;
   if (failed) return { name, status: "MISS", detail: `${detail}; ${failed}` };
   return { name, status: pass ? "PASS" : "MISS", detail };
 }

@@ -45,6 +45,8 @@ export interface CpuShare {
   busyPct: number;
   /** The loaded server's process tree. */
   serverPct: number;
+  /** The server's main process alone (imgfleet: the API; the rest is its workers). */
+  serverMainPct: number;
   /** Everything the harness started, the server and the load generator included. */
   benchPct: number;
   /** Processes outside the benchmark: above a few percent the run is noisy. */
@@ -61,6 +63,8 @@ export interface ServerTimings {
   cpu: Percentiles;
   /** total - process - probe - queue: HTTP, IPC, scheduling. */
   other: Percentiles;
+  /** Sum of process times: divided by the run's duration, the average number of busy workers. */
+  processSumMs: number;
 }
 
 export interface Measurement {
@@ -70,6 +74,8 @@ export interface Measurement {
   load: LoadSummary;
   rss: RssPeak;
   cpu: CpuShare;
+  /** CPU ms per successful response: the server's whole tree, and its main process alone. */
+  cpuMsPerOk: { server: number; serverMain: number };
   /** imgfleet only. */
   serverTimings?: ServerTimings;
 }

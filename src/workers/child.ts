@@ -1,6 +1,7 @@
 /**
- * A worker process: resizes one image at a time for its supervisor. It holds
- * no state between jobs, so killing it loses nothing but the job in hand.
+ * A worker process: resizes one image at a time for its supervisor, in the
+ * order jobs arrive. The supervisor may send the next job while one runs, so
+ * its bytes are here when the current one ends. No state survives a job.
  */
 import sharp from "sharp";
 import { classifySharpError, resizeImage } from "../image/pipeline.js";
@@ -8,12 +9,17 @@ import { asBuffer, type FromWorker, type ToWorker } from "./protocol.js";
 
 // Every input is different: libvips' operation cache would only hold memory.
 sharp.cache(false);
+// Parallelism comes from one process per core; more libvips threads per job
+// would only contend for the same cores and hold more memory.
+sharp.concurrency(1);
 
 function send(message: FromWorker): void {
   process.send?.(message);
 }
 
 async function runJob(job: Extract<ToWorker, { kind: "job" }>): Promise<void> {
+  if (Date.now() >= job.deadline) return send({ kind: "expired", jobId: job.jobId });
+  send({ kind: "started", jobId: job.jobId });
   const started = performance.now();
   const cpu = process.cpuUsage();
   const measured = () => {
@@ -33,9 +39,10 @@ async function runJob(job: Extract<ToWorker, { kind: "job" }>): Promise<void> {
   }
 }
 
+/** Jobs run strictly one after another; `exit` waits for those already sent. */
+let queue: Promise<void> = Promise.resolve();
 process.on("message", (message: ToWorker) => {
-  if (message.kind === "exit") process.exit(0);
-  else void runJob(message);
+  queue = queue.then(() => (message.kind === "exit" ? process.exit(0) : runJob(message)));
 });
 // The supervisor is gone: nobody will read our results.
 process.on("disconnect", () => process.exit(0));

@@ -30,14 +30,23 @@ export type RestartReason = "crash" | "timeout" | "memory";
 const RESPAWN_BACKOFF_MS = 1000;
 
 /**
- * Supervises worker processes. Each slot pulls a job only when its worker is
- * free (pull is the backpressure), drops expired jobs unprocessed, and
- * replaces a worker that crashed, hung or grew past its memory bound.
+ * Jobs handed to one worker at a time: the one it runs and the next, whose
+ * bytes are already there when the first ends, so the core never idles
+ * waiting for a hand-off. The worker still runs one image at a time.
+ */
+const LANES_PER_WORKER = 2;
+
+/**
+ * Supervises worker processes. Each lane pulls a job only when it is free
+ * (pull is the backpressure), drops expired jobs unprocessed, and replaces a
+ * worker that crashed, hung or grew past its memory bound.
  */
 export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   readonly #options: WorkerPoolOptions;
   readonly #slots: (WorkerProcess | undefined)[];
-  readonly #busy = new Set<number>();
+  readonly #starting = new Map<number, Promise<WorkerProcess | undefined>>();
+  /** Jobs running (started, not finished) per slot. */
+  readonly #running = new Map<number, number>();
   readonly #stop = new AbortController();
   #loops: Promise<void>[] = [];
 
@@ -50,7 +59,9 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   /** Starts every worker and waits until all are ready. */
   async start(): Promise<void> {
     await Promise.all(this.#slots.map((_, i) => this.#ensureWorker(i)));
-    this.#loops = this.#slots.map((_, i) => this.#loop(i));
+    this.#loops = this.#slots.flatMap((_, i) =>
+      Array.from({ length: LANES_PER_WORKER }, () => this.#loop(i)),
+    );
     this.#updateGauges();
   }
 
@@ -62,22 +73,30 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   }
 
   workers(): { pid: number; busy: boolean; jobs: number }[] {
-    return this.#slots.flatMap((w, i) => (w ? [{ pid: w.pid, busy: this.#busy.has(i), jobs: w.jobs }] : []));
+    return this.#slots.flatMap((w, i) => (w ? [{ pid: w.pid, busy: this.#isBusy(i), jobs: w.jobs }] : []));
   }
 
+  /** Workers running an image now. */
   get busyCount(): number {
-    return this.#busy.size;
+    return this.#slots.filter((_, i) => this.#isBusy(i)).length;
+  }
+
+  #isBusy(slot: number): boolean {
+    return (this.#running.get(slot) ?? 0) > 0;
   }
 
   async #loop(slot: number): Promise<void> {
     const signal = this.#stop.signal;
     while (!signal.aborted) {
-      const worker = await this.#ensureWorker(slot);
-      if (!worker) continue;
+      if (!(await this.#ensureWorker(slot))) continue;
       const delivery = await this.#options.queue.pull(signal);
       if (!delivery) break;
-      this.#busy.add(slot);
-      this.#updateGauges();
+      // The worker may have died while this lane waited for a job.
+      const worker = await this.#ensureWorker(slot);
+      if (!worker) {
+        await delivery.retry();
+        continue;
+      }
       try {
         await this.#handle(slot, worker, delivery);
       } catch (error) {
@@ -85,21 +104,28 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
           { err: error, jobId: delivery.message.id },
           "worker pool failed to handle a job",
         );
-      } finally {
-        this.#busy.delete(slot);
-        this.#updateGauges();
       }
     }
   }
 
-  async #ensureWorker(slot: number): Promise<WorkerProcess | undefined> {
+  /** The slot's live worker, starting one (once, whichever lane asks first) when there is none. */
+  #ensureWorker(slot: number): Promise<WorkerProcess | undefined> {
     const current = this.#slots[slot];
-    if (current?.alive) return current;
+    if (current?.alive) return Promise.resolve(current);
+    const pending = this.#starting.get(slot);
+    if (pending) return pending;
+    const starting = this.#spawn(slot).finally(() => this.#starting.delete(slot));
+    this.#starting.set(slot, starting);
+    return starting;
+  }
+
+  async #spawn(slot: number): Promise<WorkerProcess | undefined> {
     try {
       const worker = await WorkerProcess.start(this.#options.jemalloc, (line) =>
         this.#options.logger.debug({ worker: slot }, `worker stderr: ${line}`),
       );
       this.#slots[slot] = worker;
+      this.#updateGauges();
       return worker;
     } catch (error) {
       this.#options.logger.error(
@@ -115,7 +141,6 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   async #handle(slot: number, worker: WorkerProcess, delivery: Delivery): Promise<void> {
     const { message } = delivery;
     const { metrics, dataPath } = this.#options;
-    const queueMs = Math.max(0, Date.now() - message.enqueuedAt);
     if (Date.now() >= message.deadline) {
       metrics.jobsExpired.inc();
       await delivery.term();
@@ -130,10 +155,23 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       await delivery.term();
       return;
     }
-    metrics.queueWait.observe(queueMs / 1000);
-    this.emit("job-start", { pid: worker.pid, jobId: message.id });
-    const result = await worker.run(message.id, message.spec, input, message.spec.limits.timeoutMs);
-    await this.#settle(slot, worker, delivery, result, { queueMs, fetchMs });
+    let queueMs = 0;
+    let started = false;
+    const onStarted = () => {
+      started = true;
+      queueMs = Math.max(0, Date.now() - message.enqueuedAt);
+      metrics.queueWait.observe(queueMs / 1000);
+      this.#running.set(slot, (this.#running.get(slot) ?? 0) + 1);
+      this.#updateGauges();
+      this.emit("job-start", { pid: worker.pid, jobId: message.id });
+    };
+    try {
+      const result = await worker.run(message, input, onStarted);
+      await this.#settle(slot, worker, delivery, result, { queueMs, fetchMs });
+    } finally {
+      if (started) this.#running.set(slot, (this.#running.get(slot) ?? 1) - 1);
+      this.#updateGauges();
+    }
   }
 
   async #settle(
@@ -157,6 +195,11 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       if (reply.rssBytes > this.#options.maxRssBytes) await this.#recycle(slot, worker, reply.rssBytes);
       return;
     }
+    if (result.kind === "expired") {
+      this.#options.metrics.jobsExpired.inc();
+      await delivery.term();
+      return;
+    }
     const timings = { ...waited, processMs: 0, cpuMs: 0 };
     if (result.kind === "timeout") {
       this.#restarted(worker, "timeout", `job ${message.id} exceeded ${message.spec.limits.timeoutMs} ms`);
@@ -178,6 +221,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   }
 
   async #recycle(slot: number, worker: WorkerProcess, rssBytes: number): Promise<void> {
+    if (!worker.claimReplacement()) return;
     this.#options.logger.info(
       { worker: slot, pid: worker.pid, rssMb: Math.round(rssBytes / 2 ** 20), jobs: worker.jobs },
       "recycling a worker whose memory grew past workers.maxRssMb",
@@ -188,6 +232,8 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   }
 
   #restarted(worker: WorkerProcess, reason: RestartReason, what: string): void {
+    // Both lanes of a dead worker report it; count and announce it once.
+    if (!worker.claimReplacement()) return;
     worker.kill();
     this.#options.metrics.workerRestarts.inc({ reason });
     this.#options.logger.warn(
@@ -199,8 +245,9 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
 
   #updateGauges(): void {
     const { workers } = this.#options.metrics;
-    workers.set({ state: "busy" }, this.#busy.size);
-    workers.set({ state: "idle" }, this.#slots.filter((w) => w?.alive).length - this.#busy.size);
+    const busy = this.busyCount;
+    workers.set({ state: "busy" }, busy);
+    workers.set({ state: "idle" }, Math.max(0, this.#slots.filter((w) => w?.alive).length - busy));
   }
 }
 

@@ -8,6 +8,7 @@ import { forkWorker } from "./spawn.js";
 export type RunResult =
   | { kind: "done"; reply: DoneMessage }
   | { kind: "crashed"; exit: string }
+  | { kind: "expired" }
   | { kind: "timeout" };
 
 /** A time budget for one start: loading sharp takes ~100-300 ms; ten seconds means something is wrong. */
@@ -18,6 +19,8 @@ export class WorkerProcess {
   readonly #child: ChildProcess;
   #exited: Promise<string>;
   #alive = true;
+  #replacementClaimed = false;
+  /** Jobs this worker has started. */
   jobs = 0;
 
   private constructor(child: ChildProcess, onStderr: (line: string) => void) {
@@ -56,23 +59,40 @@ export class WorkerProcess {
   }
 
   /** Runs one job; kills the process if it outlives `timeoutMs`. */
-  async run(jobId: string, spec: ResizeSpec, input: Buffer, timeoutMs: number): Promise<RunResult> {
-    this.jobs++;
+  /**
+   * Sends one job and resolves with its outcome. The job may wait in the
+   * worker behind the one it is running; the time limit counts from when the
+   * worker starts it, and a worker over the limit is killed.
+   */
+  async run(
+    job: { id: string; spec: ResizeSpec; deadline: number },
+    input: Buffer,
+    onStarted: () => void,
+  ): Promise<RunResult> {
+    const { id: jobId, spec, deadline } = job;
+    const timeoutMs = spec.limits.timeoutMs;
+    if (!this.#alive || !this.#child.connected) return { kind: "crashed", exit: "had already exited" };
     let onMessage: ((m: FromWorker) => void) | undefined;
     let timer: NodeJS.Timeout | undefined;
-    const done = new Promise<RunResult>((resolve) => {
+    const settled = new Promise<RunResult>((resolve) => {
       onMessage = (m) => {
-        if (m.kind === "done" && m.jobId === jobId) resolve({ kind: "done", reply: m });
+        if (m.kind === "started" && m.jobId === jobId) {
+          this.jobs++;
+          timer = setTimeout(() => resolve({ kind: "timeout" }), timeoutMs);
+          onStarted();
+        } else if (m.kind === "expired" && m.jobId === jobId) {
+          resolve({ kind: "expired" });
+        } else if (m.kind === "done" && m.jobId === jobId) {
+          resolve({ kind: "done", reply: m });
+        }
       };
       this.#child.on("message", onMessage);
     });
-    const timedOut = new Promise<RunResult>((resolve) => {
-      timer = setTimeout(() => resolve({ kind: "timeout" }), timeoutMs);
-    });
     const crashed = this.#exited.then((exit): RunResult => ({ kind: "crashed", exit }));
-    this.#child.send({ kind: "job", jobId, spec, input });
+    // A send that fails means the worker died; the exit event settles the job as crashed.
+    this.#child.send({ kind: "job", jobId, spec, input, deadline }, (error) => error && this.kill());
     try {
-      const result = await Promise.race([done, timedOut, crashed]);
+      const result = await Promise.race([settled, crashed]);
       if (result.kind === "timeout") this.kill();
       return result;
     } finally {
@@ -81,7 +101,14 @@ export class WorkerProcess {
     }
   }
 
-  /** Asks the worker to exit after its current job and waits for it. */
+  /** True the first time only: whoever claims it reports this worker's replacement. */
+  claimReplacement(): boolean {
+    if (this.#replacementClaimed) return false;
+    this.#replacementClaimed = true;
+    return true;
+  }
+
+  /** Asks the worker to exit after the jobs already sent, and waits for it. */
   async retire(): Promise<void> {
     if (this.#alive && this.#child.connected) this.#child.send({ kind: "exit" });
     this.#alive = false;
