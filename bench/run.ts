@@ -6,6 +6,7 @@
 import { loadavg } from "node:os";
 import { boundaryCost } from "./boundary.js";
 import { type BenchConfig, corpusFile, loadConfig, WORKLOADS } from "./config.js";
+import { watchCpu } from "./cpu.js";
 import { checkWorkload } from "./http.js";
 import { sharpRate } from "./inprocess.js";
 import { runMatrix, type Servers } from "./matrix.js";
@@ -41,26 +42,39 @@ async function startServers(config: BenchConfig): Promise<Servers> {
   return { ceiling, imgfleet };
 }
 
+/** Runs `step` and reports how much CPU processes outside the benchmark took meanwhile. */
+async function watched<T>(config: BenchConfig, what: string, step: () => Promise<T>) {
+  const watch = watchCpu(process.pid);
+  const value = await step();
+  const { otherPct } = watch.stop();
+  if (otherPct > config.maxOtherCpuPct) say(`  NOISY: other processes used ${otherPct}% CPU during ${what}`);
+  return { value, otherCpuPct: otherPct };
+}
+
+/** The process-boundary cost, with the same op done in-process for comparison. */
+async function boundaryPhase(config: BenchConfig, servers: Servers) {
+  const file = corpusFile(config, W1);
+  const sequential = await sharpRate(file, W1.query, 1, 60, config.boundaryRequests);
+  const inProcess = sequential.latencyMs;
+  return boundaryCost(servers.imgfleet, W1, file, config.boundaryRequests, inProcess);
+}
+
 /** Everything measured, servers stopped at the end. */
 async function measureAll(config: BenchConfig) {
   const servers = await startServers(config);
   const pairs = await runMatrix(config, servers);
-  const file = corpusFile(config, W1);
-  const sequential = await sharpRate(file, W1.query, 1, 60, config.boundaryRequests);
-  const boundary = await boundaryCost(
-    servers.imgfleet,
-    W1,
-    file,
-    config.boundaryRequests,
-    sequential.latencyMs,
-  );
+  say("\nprocess boundary and sharp alone");
+  const boundary = await watched(config, "the boundary measurement", () => boundaryPhase(config, servers));
   const imgfleet = {
     startup: parsedLines(servers.imgfleet.startupLines),
     logLines: servers.imgfleet.stdoutLines(),
   };
   await stopAll();
-  const rate = await sharpRate(file, W1.query, 4, config.sharpSeconds);
-  return { imgfleet, pairs, boundary, sharpInProcess: { rate, sequential } };
+  const file = corpusFile(config, W1);
+  const rate = await watched(config, "the sharp-only rate", () =>
+    sharpRate(file, W1.query, 4, config.sharpSeconds),
+  );
+  return { imgfleet, pairs, boundary, sharpInProcess: rate };
 }
 
 async function main(): Promise<number> {
@@ -77,7 +91,7 @@ async function main(): Promise<number> {
   const targets = checkTargets(pairs);
   say(`\n${table(pairs)}\n\nCPU per successful response (all cores):\n${cpuTable(pairs)}`);
   say(
-    `\n${boundaryReport(boundary)}\n\n${sharpRateReport(sharpInProcess.rate)}\n\n${targetsReport(targets)}`,
+    `\n${boundaryReport(boundary.value)}\n\n${sharpRateReport(sharpInProcess.value)}\n\n${targetsReport(targets)}`,
   );
   const finishedAt = new Date().toISOString();
   const path = writeResults(

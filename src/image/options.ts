@@ -107,7 +107,19 @@ const colour = z.string().transform((s, ctx) => {
   return s.startsWith("#") ? s : `#${s}`;
 });
 
+/** Built once per limits object: zod compiles a schema, which costs ~0.5 ms, too much per request. */
+const schemas = new WeakMap<ImageLimits, ReturnType<typeof buildOptionsSchema>>();
+
 function optionsSchema(limits: ImageLimits) {
+  let schema = schemas.get(limits);
+  if (!schema) {
+    schema = buildOptionsSchema(limits);
+    schemas.set(limits, schema);
+  }
+  return schema;
+}
+
+function buildOptionsSchema(limits: ImageLimits) {
   const side = numberIn(1, limits.maxOutputDimension, true);
   return z
     .object({

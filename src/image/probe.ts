@@ -1,7 +1,8 @@
-import sharp, { type Metadata } from "sharp";
+import type { Metadata } from "sharp";
 import type { ImageLimits, InputFormat } from "../config/schema.js";
 import { ProblemError } from "../errors/problem.js";
 import { FOREIGN_FORMAT_NAMES, sniffFormat } from "./formats.js";
+import { type Header, readHeader } from "./header.js";
 
 export interface Probe {
   format: InputFormat;
@@ -37,10 +38,8 @@ export async function probeImage(input: Buffer, limits: ImageLimits): Promise<Pr
     );
   }
   if (sniffed.format === "svg") rejectActiveSvg(input);
-  const meta = await readHeader(input);
-  const pages = meta.pages ?? 1;
-  const width = meta.width ?? 0;
-  const height = meta.pageHeight ?? meta.height ?? 0;
+  const { width, height, pages, hasAlpha } =
+    readHeader(sniffed.format, input) ?? (await headerFromLibvips(input));
   if (width <= 0 || height <= 0)
     throw new ProblemError("corrupt-image", "the image header declares no dimensions");
   if (width * height > limits.maxInputPixels) {
@@ -50,21 +49,28 @@ export async function probeImage(input: Buffer, limits: ImageLimits): Promise<Pr
       { extras: { width, height, maxPixels: limits.maxInputPixels } },
     );
   }
-  return { format: sniffed.format, width, height, pages, hasAlpha: meta.hasAlpha ?? false };
+  return { format: sniffed.format, width, height, pages, hasAlpha };
 }
 
-async function readHeader(input: Buffer): Promise<Metadata> {
+/** For the rarer formats (TIFF, AVIF, HEIF, SVG) and odd headers: libvips, loaded on first use. */
+async function headerFromLibvips(input: Buffer): Promise<Header> {
+  const { default: sharp } = await import("sharp");
+  let meta: Metadata;
   try {
-    return await sharp(input, { limitInputPixels: false }).metadata();
+    meta = await sharp(input, { limitInputPixels: false }).metadata();
   } catch (cause) {
     throw new ProblemError(
       "corrupt-image",
       `the image header could not be read: ${(cause as Error).message}`,
-      {
-        cause,
-      },
+      { cause },
     );
   }
+  return {
+    width: meta.width ?? 0,
+    height: meta.pageHeight ?? meta.height ?? 0,
+    pages: meta.pages ?? 1,
+    hasAlpha: meta.hasAlpha ?? false,
+  };
 }
 
 /** librsvg runs no scripts, but we refuse documents that carry them or point outside themselves. */

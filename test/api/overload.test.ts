@@ -36,6 +36,23 @@ describe("overload", () => {
     ).toBe(3);
   });
 
+  it("frees a client's staged upload when it leaves while its image is being resized", async () => {
+    const { node, url } = await startNode();
+    const leaving = new AbortController();
+    const request = fetch(`${url}/v1/resize?blur=80`, {
+      method: "POST",
+      body: await noiseImage(2500),
+      headers: { "content-type": "image/jpeg" },
+      signal: leaving.signal,
+    }).catch(() => "aborted");
+    await once(node.pool, "job-start");
+    expect(node.adapters.staging.bytes).toBeGreaterThan(0);
+    leaving.abort();
+    expect(await request).toBe("aborted");
+    await vi.waitFor(() => expect(node.adapters.staging.bytes).toBe(0));
+    await vi.waitFor(async () => expect(await readMetric(url, "imgfleet_late_results_total")).toBe(1), { timeout: 15_000 });
+  });
+
   it("keeps the server's memory bounded while a client floods it with uploads", async () => {
     const server = await startCliServer(["--workers", "1"], {
       IMGFLEET_STAGING__MAX_BYTES: String(4 * 2 ** 20),

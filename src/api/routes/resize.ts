@@ -67,15 +67,18 @@ export function resizeRoutes(app: FastifyInstance, deps: ResizeRouteDeps) {
       reply.raw.once("close", () => {
         if (!reply.raw.writableFinished) closed.abort();
       });
-      const result = await service.resize({
-        input,
-        stagingKey: entry.stagingKey,
-        query: request.query as Record<string, string | string[] | undefined>,
-        accept: request.headers.accept,
-        ifNoneMatch: request.headers["if-none-match"],
-        signal: closed.signal,
-        tenant: entry.principal.tenant,
-      });
+      // Once the worker has answered (or the client has gone) the staged bytes are no longer needed.
+      const result = await service
+        .resize({
+          input,
+          stagingKey: entry.stagingKey,
+          query: request.query as Record<string, string | string[] | undefined>,
+          accept: request.headers.accept,
+          ifNoneMatch: request.headers["if-none-match"],
+          signal: closed.signal,
+          tenant: entry.principal.tenant,
+        })
+        .finally(() => service.release(entry.stagingKey));
       return sendResult(reply, result, metrics, entry.authMs);
     },
   );
