@@ -3,9 +3,11 @@
  * order jobs arrive. The supervisor may send the next job while one runs, so
  * its bytes are here when the current one ends. No state survives a job.
  */
+import { Socket } from "node:net";
 import sharp from "sharp";
 import { classifySharpError, resizeImage } from "../image/pipeline.js";
-import { asBuffer, type FromWorker, type ToWorker } from "./protocol.js";
+import { readFrames, writeFrame } from "./framing.js";
+import { DATA_FD, type FromWorker, type ToWorker } from "./protocol.js";
 
 // Every input is different: libvips' operation cache would only hold memory.
 sharp.cache(false);
@@ -13,11 +15,13 @@ sharp.cache(false);
 // would only contend for the same cores and hold more memory.
 sharp.concurrency(1);
 
-function send(message: FromWorker): void {
-  process.send?.(message);
+const data = new Socket({ fd: DATA_FD, readable: true, writable: true });
+
+function send(message: FromWorker, body?: Uint8Array): void {
+  writeFrame(data, message, body);
 }
 
-async function runJob(job: Extract<ToWorker, { kind: "job" }>): Promise<void> {
+async function runJob(job: Extract<ToWorker, { kind: "job" }>, input: Buffer): Promise<void> {
   if (Date.now() >= job.deadline) return send({ kind: "expired", jobId: job.jobId });
   send({ kind: "started", jobId: job.jobId });
   const started = performance.now();
@@ -32,8 +36,8 @@ async function runJob(job: Extract<ToWorker, { kind: "job" }>): Promise<void> {
     };
   };
   try {
-    const { data, info } = await resizeImage(asBuffer(job.input), job.spec);
-    send({ kind: "done", ok: true, output: data, info, ...measured() });
+    const { data: output, info } = await resizeImage(input, job.spec);
+    send({ kind: "done", ok: true, info, ...measured() }, output);
   } catch (error) {
     send({ kind: "done", ok: false, problem: classifySharpError(error), ...measured() });
   }
@@ -41,9 +45,10 @@ async function runJob(job: Extract<ToWorker, { kind: "job" }>): Promise<void> {
 
 /** Jobs run strictly one after another; `exit` waits for those already sent. */
 let queue: Promise<void> = Promise.resolve();
-process.on("message", (message: ToWorker) => {
-  queue = queue.then(() => (message.kind === "exit" ? process.exit(0) : runJob(message)));
+readFrames<ToWorker>(data, ({ header, body }) => {
+  queue = queue.then(() => (header.kind === "exit" ? process.exit(0) : runJob(header, body)));
 });
 // The supervisor is gone: nobody will read our results.
 process.on("disconnect", () => process.exit(0));
+data.on("end", () => process.exit(0));
 send({ kind: "ready", pid: process.pid });

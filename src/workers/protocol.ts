@@ -1,9 +1,13 @@
 import type { WireProblem } from "../errors/problem.js";
 import type { OutputInfo, ResizeSpec } from "../image/spec.js";
 
-/** Messages over the IPC channel (V8 serialisation, so bytes travel as Uint8Array without base64). */
+/**
+ * Frame headers on the worker's data socket (see framing.ts). Image bytes
+ * travel as the frame body: the input with `job`, the output with `done`.
+ */
 export type ToWorker =
-  | { kind: "job"; jobId: string; spec: ResizeSpec; input: Uint8Array /** epoch ms */; deadline: number }
+  | { kind: "job"; jobId: string; spec: ResizeSpec /** epoch ms */; deadline: number }
+  /** Exit after the jobs already sent. */
   | { kind: "exit" };
 
 interface Measured {
@@ -20,12 +24,10 @@ export type FromWorker =
   | { kind: "started"; jobId: string }
   /** The job's deadline passed while it waited behind another: dropped unprocessed. */
   | { kind: "expired"; jobId: string }
-  | (Measured & { kind: "done"; ok: true; output: Uint8Array; info: OutputInfo })
+  | (Measured & { kind: "done"; ok: true; info: OutputInfo })
   | (Measured & { kind: "done"; ok: false; problem: WireProblem });
 
 export type DoneMessage = Extract<FromWorker, { kind: "done" }>;
 
-/** A Buffer view over bytes that crossed the channel, without copying. */
-export function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
+/** The file descriptor of the data socket in the worker (0-2 are stdio, 4 is Node's IPC channel). */
+export const DATA_FD = 3;

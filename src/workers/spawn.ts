@@ -34,6 +34,7 @@ export function forkWorker(jemalloc: string | undefined): ChildProcess {
     serialization: "advanced",
     env,
     execArgv: fromSource ? ["--import", "tsx"] : [],
-    stdio: ["ignore", "ignore", "pipe", "ipc"],
+    // fd 3: the data socket for frames (protocol.ts); Node requires an IPC channel for fork.
+    stdio: ["ignore", "ignore", "pipe", "pipe", "ipc"],
   });
 }

@@ -6,7 +6,6 @@ import type { Delivery, JobMessage, JobQueue } from "../queue/job-queue.js";
 import type { JobDataPath } from "../staging/data-path.js";
 import type { JobOutcome, WorkerTimings } from "../staging/job-outcome.js";
 import { delay, nowMs } from "../util/time.js";
-import { asBuffer } from "./protocol.js";
 import { type RunResult, WorkerProcess } from "./worker-process.js";
 
 export interface WorkerPoolOptions {
@@ -188,7 +187,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       this.#options.metrics.processing.observe({ format: message.spec.outputFormat }, reply.processMs / 1000);
       this.#options.metrics.workerRss.set({ worker: String(slot) }, reply.rssBytes);
       const outcome: JobOutcome = reply.ok
-        ? { ok: true, data: asBuffer(reply.output), info: reply.info, timings }
+        ? { ok: true, data: result.output, info: reply.info, timings }
         : { ok: false, problem: reply.problem, timings };
       await this.#post(message, outcome);
       await delivery.ack();

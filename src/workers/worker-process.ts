@@ -1,12 +1,14 @@
 import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import type { Socket } from "node:net";
 import { createInterface } from "node:readline";
 import type { ResizeSpec } from "../image/spec.js";
-import type { DoneMessage, FromWorker } from "./protocol.js";
+import { type Frame, readFrames, writeFrame } from "./framing.js";
+import { DATA_FD, type DoneMessage, type FromWorker, type ToWorker } from "./protocol.js";
 import { forkWorker } from "./spawn.js";
 
 export type RunResult =
-  | { kind: "done"; reply: DoneMessage }
+  | { kind: "done"; reply: DoneMessage; output: Buffer }
   | { kind: "crashed"; exit: string }
   | { kind: "expired" }
   | { kind: "timeout" };
@@ -17,6 +19,8 @@ const START_TIMEOUT_MS = 10_000;
 /** One worker child process, running one job at a time. */
 export class WorkerProcess {
   readonly #child: ChildProcess;
+  readonly #data: Socket;
+  readonly #listeners = new Set<(frame: Frame<FromWorker>) => void>();
   #exited: Promise<string>;
   #alive = true;
   #replacementClaimed = false;
@@ -25,6 +29,12 @@ export class WorkerProcess {
 
   private constructor(child: ChildProcess, onStderr: (line: string) => void) {
     this.#child = child;
+    this.#data = child.stdio[DATA_FD] as Socket;
+    // A dead worker's socket may error on write; its exit settles the jobs it held.
+    this.#data.on("error", () => this.kill());
+    readFrames<FromWorker>(this.#data, (frame) => {
+      for (const listener of this.#listeners) listener(frame);
+    });
     this.#exited = once(child, "exit").then(([code, signal]) => {
       this.#alive = false;
       return signal ? `killed by ${signal}` : `exited with code ${code}`;
@@ -36,7 +46,7 @@ export class WorkerProcess {
   static async start(jemalloc: string | undefined, onStderr: (line: string) => void): Promise<WorkerProcess> {
     const worker = new WorkerProcess(forkWorker(jemalloc), onStderr);
     const ready = new Promise<void>((resolve) => {
-      worker.#child.on("message", (m: FromWorker) => m.kind === "ready" && resolve());
+      worker.#listeners.add(({ header }) => header.kind === "ready" && resolve());
     });
     const outcome = await Promise.race([
       ready.then(() => "ready"),
@@ -58,7 +68,6 @@ export class WorkerProcess {
     return this.#alive;
   }
 
-  /** Runs one job; kills the process if it outlives `timeoutMs`. */
   /**
    * Sends one job and resolves with its outcome. The job may wait in the
    * worker behind the one it is running; the time limit counts from when the
@@ -71,34 +80,38 @@ export class WorkerProcess {
   ): Promise<RunResult> {
     const { id: jobId, spec, deadline } = job;
     const timeoutMs = spec.limits.timeoutMs;
-    if (!this.#alive || !this.#child.connected) return { kind: "crashed", exit: "had already exited" };
-    let onMessage: ((m: FromWorker) => void) | undefined;
+    if (!this.#alive) return { kind: "crashed", exit: "had already exited" };
+    let listener: ((frame: Frame<FromWorker>) => void) | undefined;
     let timer: NodeJS.Timeout | undefined;
     const settled = new Promise<RunResult>((resolve) => {
-      onMessage = (m) => {
-        if (m.kind === "started" && m.jobId === jobId) {
+      listener = ({ header: m, body }) => {
+        if (!("jobId" in m) || m.jobId !== jobId) return;
+        if (m.kind === "started") {
           this.jobs++;
           timer = setTimeout(() => resolve({ kind: "timeout" }), timeoutMs);
           onStarted();
-        } else if (m.kind === "expired" && m.jobId === jobId) {
+        } else if (m.kind === "expired") {
           resolve({ kind: "expired" });
-        } else if (m.kind === "done" && m.jobId === jobId) {
-          resolve({ kind: "done", reply: m });
+        } else if (m.kind === "done") {
+          resolve({ kind: "done", reply: m, output: body });
         }
       };
-      this.#child.on("message", onMessage);
+      this.#listeners.add(listener);
     });
     const crashed = this.#exited.then((exit): RunResult => ({ kind: "crashed", exit }));
-    // A send that fails means the worker died; the exit event settles the job as crashed.
-    this.#child.send({ kind: "job", jobId, spec, input, deadline }, (error) => error && this.kill());
+    this.#send({ kind: "job", jobId, spec, deadline }, input);
     try {
       const result = await Promise.race([settled, crashed]);
       if (result.kind === "timeout") this.kill();
       return result;
     } finally {
       clearTimeout(timer);
-      if (onMessage) this.#child.off("message", onMessage);
+      if (listener) this.#listeners.delete(listener);
     }
+  }
+
+  #send(message: ToWorker, body?: Buffer): void {
+    if (this.#data.writable) writeFrame(this.#data, message, body);
   }
 
   /** True the first time only: whoever claims it reports this worker's replacement. */
@@ -110,7 +123,7 @@ export class WorkerProcess {
 
   /** Asks the worker to exit after the jobs already sent, and waits for it. */
   async retire(): Promise<void> {
-    if (this.#alive && this.#child.connected) this.#child.send({ kind: "exit" });
+    if (this.#alive) this.#send({ kind: "exit" });
     this.#alive = false;
     const timer = setTimeout(() => this.kill(), START_TIMEOUT_MS);
     await this.#exited;
