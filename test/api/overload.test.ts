@@ -50,7 +50,9 @@ describe("overload", () => {
     leaving.abort();
     expect(await request).toBe("aborted");
     await vi.waitFor(() => expect(node.adapters.staging.bytes).toBe(0));
-    await vi.waitFor(async () => expect(await readMetric(url, "imgfleet_late_results_total")).toBe(1), { timeout: 15_000 });
+    await vi.waitFor(async () => expect(await readMetric(url, "imgfleet_late_results_total")).toBe(1), {
+      timeout: 15_000,
+    });
   });
 
   it("keeps the server's memory bounded while a client floods it with uploads", async () => {

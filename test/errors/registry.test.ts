@@ -10,7 +10,7 @@ describe("the problem type registry and docs/errors.md", () => {
   it("documents every problem type with its status", () => {
     for (const [code, { status }] of Object.entries(PROBLEM_TYPES)) {
       expect(documented, `docs/errors.md lacks '## ${code}'`).toContain(code);
-      const section = doc.split(`## ${code}\n`)[1]?.split("\n## ")[0] ?? "";
+      const section = (doc.split(`## ${code}\n`)[1]?.split("\n## ")[0] ?? "").trimStart();
       expect(section, `docs/errors.md section ${code} must start with its status`).toMatch(
         new RegExp(`^\`${status}\``),
       );
