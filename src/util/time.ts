@@ -5,15 +5,6 @@ export function nowMs(): number {
   return performance.now();
 }
 
-/**
- * Full-jitter exponential backoff: a random delay in [0, min(cap, base·2^attempt)].
- * Jitter keeps a fleet of retrying clients from moving in lockstep.
- */
-export function backoffMs(attempt: number, baseMs: number, capMs: number): number {
-  const ceiling = Math.min(capMs, baseMs * 2 ** attempt);
-  return Math.random() * ceiling;
-}
-
 export function delay(ms: number, signal?: AbortSignal): Promise<void> {
   return sleep(ms, undefined, signal ? { signal } : undefined);
 }

@@ -21,6 +21,7 @@ export class WorkerProcess {
   readonly #child: ChildProcess;
   readonly #data: Socket;
   readonly #listeners = new Set<(frame: Frame<FromWorker>) => void>();
+  readonly #exitListeners = new Set<(exit: string) => void>();
   #exited: Promise<string>;
   #alive = true;
   #replacementClaimed = false;
@@ -37,7 +38,9 @@ export class WorkerProcess {
     });
     this.#exited = once(child, "exit").then(([code, signal]) => {
       this.#alive = false;
-      return signal ? `killed by ${signal}` : `exited with code ${code}`;
+      const exit = signal ? `killed by ${signal}` : `exited with code ${code}`;
+      for (const listener of this.#exitListeners) listener(exit);
+      return exit;
     });
     if (child.stderr)
       createInterface({ input: child.stderr }).on("line", (line) => onStderr(line.slice(0, 500)));
@@ -98,7 +101,13 @@ export class WorkerProcess {
       };
       this.#listeners.add(listener);
     });
-    const crashed = this.#exited.then((exit): RunResult => ({ kind: "crashed", exit }));
+    // Not `this.#exited.then(...)`: racing a promise that lives as long as the worker
+    // would keep every job's result (and its image bytes) reachable until the worker exits.
+    let onExit: ((exit: string) => void) | undefined;
+    const crashed = new Promise<RunResult>((resolve) => {
+      onExit = (exit) => resolve({ kind: "crashed", exit });
+      this.#exitListeners.add(onExit);
+    });
     this.#send({ kind: "job", jobId, spec, deadline }, input);
     try {
       const result = await Promise.race([settled, crashed]);
@@ -107,6 +116,7 @@ export class WorkerProcess {
     } finally {
       clearTimeout(timer);
       if (listener) this.#listeners.delete(listener);
+      if (onExit) this.#exitListeners.delete(onExit);
     }
   }
 
