@@ -61,9 +61,13 @@ export interface JobQueue {
   close(): Promise<void>;
 }
 
+export function queueFullMessage(capacity: number): string {
+  return `the job queue is full (${capacity} jobs waiting)`;
+}
+
 export class QueueFullError extends Error {
   override readonly name = "QueueFullError";
   constructor(readonly capacity: number) {
-    super(`the job queue is full (${capacity} jobs waiting)`);
+    super(queueFullMessage(capacity));
   }
 }

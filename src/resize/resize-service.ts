@@ -7,7 +7,7 @@ import { planResize } from "../image/plan.js";
 import { type Probe, probeImage } from "../image/probe.js";
 import type { OutputInfo } from "../image/spec.js";
 import type { Metrics } from "../metrics/metrics.js";
-import { type JobMessage, type JobQueue, QueueFullError } from "../queue/job-queue.js";
+import { type JobMessage, type JobQueue, QueueFullError, queueFullMessage } from "../queue/job-queue.js";
 import type { PendingResults } from "../staging/pending-results.js";
 import type { StagingTable } from "../staging/staging-table.js";
 import { nowMs } from "../util/time.js";
@@ -86,8 +86,7 @@ export class ResizeService {
       );
     }
     const { depth, capacity } = queue.stats();
-    if (depth >= capacity)
-      throw this.#overloaded("queue", `the job queue is full (${capacity} jobs waiting)`);
+    if (depth >= capacity) throw this.#overloaded("queue", queueFullMessage(capacity));
     // A body without Content-Length may be as large as the limit.
     if (!staging.reserve(key, declaredBytes ?? max)) {
       throw this.#overloaded(
@@ -153,7 +152,7 @@ export class ResizeService {
     } catch (error) {
       notQueued.abort();
       if (error instanceof QueueFullError) {
-        throw this.#overloaded("queue", `the job queue is full (${error.capacity} jobs waiting)`);
+        throw this.#overloaded("queue", error.message);
       }
       throw error;
     }

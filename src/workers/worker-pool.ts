@@ -140,20 +140,12 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   async #handle(slot: number, worker: WorkerProcess, delivery: Delivery): Promise<void> {
     const { message } = delivery;
     const { metrics, dataPath } = this.#options;
-    if (Date.now() >= message.deadline) {
-      metrics.jobsExpired.inc();
-      await delivery.term();
-      return;
-    }
+    if (Date.now() >= message.deadline) return this.#dropExpired(delivery);
     const fetchStarted = nowMs();
     const input = await dataPath.fetchInput(message.input);
     const fetchMs = nowMs() - fetchStarted;
-    if (!input) {
-      // The API node no longer holds the bytes: its request ended (deadline or client gone).
-      metrics.jobsExpired.inc();
-      await delivery.term();
-      return;
-    }
+    // No bytes: the API node's request already ended (deadline or client gone).
+    if (!input) return this.#dropExpired(delivery);
     let queueMs = 0;
     let started = false;
     const onStarted = () => {
@@ -194,11 +186,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       if (reply.rssBytes > this.#options.maxRssBytes) await this.#recycle(slot, worker, reply.rssBytes);
       return;
     }
-    if (result.kind === "expired") {
-      this.#options.metrics.jobsExpired.inc();
-      await delivery.term();
-      return;
-    }
+    if (result.kind === "expired") return this.#dropExpired(delivery);
     const timings = { ...waited, processMs: 0, cpuMs: 0 };
     if (result.kind === "timeout") {
       this.#restarted(worker, "timeout", `job ${message.id} exceeded ${message.spec.limits.timeoutMs} ms`);
@@ -212,6 +200,12 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       return;
     }
     await this.#post(message, { ok: false, problem: crashProblem(delivery.attempt, result.exit), timings });
+  }
+
+  /** Nobody waits for this job any more: count it and never deliver it again. */
+  async #dropExpired(delivery: Delivery): Promise<void> {
+    this.#options.metrics.jobsExpired.inc();
+    await delivery.term();
   }
 
   async #post(message: JobMessage, outcome: JobOutcome): Promise<void> {

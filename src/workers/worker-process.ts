@@ -48,14 +48,17 @@ export class WorkerProcess {
 
   static async start(jemalloc: string | undefined, onStderr: (line: string) => void): Promise<WorkerProcess> {
     const worker = new WorkerProcess(forkWorker(jemalloc), onStderr);
+    let onReady: ((frame: Frame<FromWorker>) => void) | undefined;
     const ready = new Promise<void>((resolve) => {
-      worker.#listeners.add(({ header }) => header.kind === "ready" && resolve());
+      onReady = ({ header }) => header.kind === "ready" && resolve();
+      worker.#listeners.add(onReady);
     });
     const outcome = await Promise.race([
       ready.then(() => "ready"),
       worker.#exited,
       new Promise<string>((r) => setTimeout(r, START_TIMEOUT_MS, "timeout").unref()),
     ]);
+    if (onReady) worker.#listeners.delete(onReady);
     if (outcome !== "ready") {
       worker.kill();
       throw new Error(`worker process did not start: ${outcome}`);
@@ -144,9 +147,5 @@ export class WorkerProcess {
   kill(): void {
     if (this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill("SIGKILL");
     this.#alive = false;
-  }
-
-  exited(): Promise<string> {
-    return this.#exited;
   }
 }
