@@ -1,9 +1,10 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { DatabaseUnavailableError } from "../db/database.js";
 import { ProblemError } from "../errors/problem.js";
 import type { Metrics } from "../metrics/metrics.js";
 
 /** Fastify's own errors, translated to our problem types so clients see one vocabulary. */
-function fromFastify(error: FastifyError, maxInputBytes: number): ProblemError {
+function fromFastify(error: FastifyError, maxInputBytes: number, url: string): ProblemError {
   switch (error.code) {
     case "FST_ERR_CTP_BODY_TOO_LARGE":
     case "FST_REQ_FILE_TOO_LARGE":
@@ -12,6 +13,12 @@ function fromFastify(error: FastifyError, maxInputBytes: number): ProblemError {
       });
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
     case "FST_INVALID_MULTIPART_CONTENT_TYPE":
+      if (url.startsWith("/admin/")) {
+        return new ProblemError(
+          "unsupported-media-type",
+          "send the body as JSON with Content-Type: application/json",
+        );
+      }
       return new ProblemError(
         "unsupported-media-type",
         "send the image as the raw body with an image/* or application/octet-stream Content-Type, or as multipart/form-data with a field named 'image'",
@@ -34,8 +41,18 @@ function fromFastify(error: FastifyError, maxInputBytes: number): ProblemError {
   }
 }
 
+/** Admin writes need the database; resizes never do, so this reaches only the management plane. */
+function databaseUnavailable(error: DatabaseUnavailableError): ProblemError {
+  return new ProblemError(
+    "database-unavailable",
+    `the management database is unavailable (${error.message}); resizing is unaffected — retry this change in a few seconds`,
+    { retryAfterS: 5, cause: error },
+  );
+}
+
 export function sendProblem(reply: FastifyReply, problem: ProblemError): FastifyReply {
   if (problem.retryAfterS !== undefined) reply.header("retry-after", String(problem.retryAfterS));
+  reply.headers(problem.headers);
   return reply
     .code(problem.status)
     .type("application/problem+json")
@@ -45,7 +62,12 @@ export function sendProblem(reply: FastifyReply, problem: ProblemError): Fastify
 /** One error path for every route: problem+json with a stable type, never a stack trace. */
 export function installProblemHandlers(app: FastifyInstance, metrics: Metrics, maxInputBytes: number): void {
   app.setErrorHandler((error: FastifyError | ProblemError, request: FastifyRequest, reply: FastifyReply) => {
-    const problem = error instanceof ProblemError ? error : fromFastify(error as FastifyError, maxInputBytes);
+    const problem =
+      error instanceof ProblemError
+        ? error
+        : error instanceof DatabaseUnavailableError
+          ? databaseUnavailable(error)
+          : fromFastify(error as FastifyError, maxInputBytes, request.url);
     if (problem.code === "internal") {
       request.log.error(
         { err: error },

@@ -3,6 +3,8 @@ import type { ProblemCode } from "../errors/problem-types.js";
 /** What a request did, gathered for its one log line. */
 export interface RequestFacts {
   problem?: ProblemCode;
+  tenant?: string;
+  key?: string;
   inBytes?: number;
   outBytes?: number;
   inFormat?: string;

@@ -1,11 +1,12 @@
 import multipart from "@fastify/multipart";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import type { Logger } from "pino";
+import { adminApi } from "../admin/admin-api.js";
 import type { Config } from "../config/schema.js";
 import { ProblemError } from "../errors/problem.js";
+import type { Identity } from "../identity/identity.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { ResizeService } from "../resize/resize-service.js";
-import { type Authenticator, anonymousAccess } from "./authentication.js";
 import { installProblemHandlers, sendProblem } from "./problem-handler.js";
 import { installRequestLog } from "./request-log.js";
 import { formatsRoute } from "./routes/formats.js";
@@ -22,8 +23,8 @@ export interface ApiDeps {
   readiness: () => Readiness;
   refreshGauges: () => void;
   isDraining: () => boolean;
-  /** Defaults to anonymous access until the identity layer provides one. */
-  authenticator?: Authenticator;
+  identity: Identity;
+  outboxBacklog: () => Promise<number>;
 }
 
 const REQUEST_ID = /^[\w.:@-]{1,128}$/;
@@ -66,13 +67,15 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     if (deps.isDraining()) reply.header("connection", "close");
   });
   await app.register(multipart, { limits: { fileSize: config.limits.maxInputBytes } });
+  const authenticator = deps.identity.tenantAccess;
   resizeRoutes(app, {
     service: deps.service,
     metrics,
-    authenticator: deps.authenticator ?? anonymousAccess,
+    authenticator,
     maxInputBytes: config.limits.maxInputBytes,
   });
-  formatsRoute(app, config);
+  formatsRoute(app, config, authenticator);
+  await adminApi(app, { identity: deps.identity, config, outboxBacklog: deps.outboxBacklog });
   healthRoutes(app, deps.readiness);
   metricsRoute(app, metrics, deps.refreshGauges);
   problemsRoute(app);

@@ -23,6 +23,7 @@ export async function readUpload(request: FastifyRequest, maxInputBytes: number)
         `a ${request.headers["content-type"]} body is not an image upload; send image/* or application/octet-stream, or multipart/form-data with a field named '${MULTIPART_FIELD}'`,
       );
     }
+    if (request.body.length > maxInputBytes) throw tooLarge(request.body.length, maxInputBytes);
     return request.body;
   }
   const file = await request.file({ limits: { fileSize: maxInputBytes, files: 1, fields: 10, parts: 20 } });
@@ -39,4 +40,10 @@ export async function readUpload(request: FastifyRequest, maxInputBytes: number)
     );
   }
   return file.toBuffer();
+}
+
+function tooLarge(bytes: number, max: number): ProblemError {
+  return new ProblemError("too-large", `the upload is ${bytes} bytes; at most ${max} are accepted`, {
+    extras: { maxBytes: max },
+  });
 }

@@ -4,12 +4,15 @@ import type { Logger } from "pino";
 import type { Readiness } from "../api/routes/health.js";
 import { buildApi } from "../api/server.js";
 import type { Config } from "../config/schema.js";
+import { type Identity, startIdentity } from "../identity/identity.js";
+import { outbox } from "../identity/outbox.js";
 import { createMetrics, type Metrics } from "../metrics/metrics.js";
 import { DrainRate } from "../resize/drain-rate.js";
 import { ResizeService } from "../resize/resize-service.js";
 import { findJemalloc } from "../workers/spawn.js";
 import { WorkerPool } from "../workers/worker-pool.js";
 import { type Adapters, createAdapters } from "./adapters.js";
+import { lockDataDir } from "./data-dir-lock.js";
 import { createLogger } from "./logger.js";
 
 /** Staging above this share of its bound makes /readyz say "saturated" before requests start failing. */
@@ -22,6 +25,7 @@ export interface ImgfleetNode {
   readonly adapters: Adapters;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  readonly identity: Identity;
   /** Listens on the configured host and port; resolves with the base URL. */
   listen(): Promise<string>;
   /**
@@ -39,7 +43,22 @@ export async function createNode(
 ): Promise<ImgfleetNode> {
   const logger = options.logger ?? createLogger(config);
   const metrics = createMetrics();
-  const adapters = await createAdapters(config);
+  const unlock = config.database.url ? () => {} : lockDataDir(config.dataDir);
+  const adapters = await createAdapters(config).catch((error: unknown) => {
+    unlock();
+    throw error;
+  });
+  const identity = await startIdentity({
+    config,
+    db: adapters.db,
+    kv: adapters.identityKv,
+    metrics: metrics.identity,
+    logger,
+  }).catch(async (error: unknown) => {
+    await adapters.close();
+    unlock();
+    throw error;
+  });
   const jemalloc = findJemalloc(config.workers.jemalloc);
   const pool = new WorkerPool({
     count: config.workers.count,
@@ -54,7 +73,7 @@ export async function createNode(
   const service = new ResizeService({ config, ...adapters, drain, metrics });
   let draining = false;
   let started = false;
-  const readiness = (): Readiness => readinessOf({ adapters, pool, config, draining, started });
+  const readiness = (): Readiness => readinessOf({ adapters, pool, config, draining, started, identity });
   const refreshGauges = () => refreshLiveGauges(metrics, adapters);
   const api = await buildApi({
     config,
@@ -64,6 +83,8 @@ export async function createNode(
     readiness,
     refreshGauges,
     isDraining: () => draining,
+    identity,
+    outboxBacklog: () => outbox.backlog(adapters.db),
   });
   await pool.start();
   started = true;
@@ -78,6 +99,7 @@ export async function createNode(
     adapters,
     metrics,
     logger,
+    identity,
     async listen() {
       await api.listen({ host: config.server.host, port: config.server.port });
       const { port } = api.server.address() as AddressInfo;
@@ -98,7 +120,9 @@ export async function createNode(
       }
       const httpClosedMs = Date.now() - stopStarted;
       await pool.stop();
-      await adapters.queue.close();
+      await identity.stop();
+      await adapters.close();
+      unlock();
       logger.info(
         { httpClosedMs, workersStoppedMs: Date.now() - stopStarted - httpClosedMs },
         "HTTP server closed and worker processes stopped",
@@ -129,6 +153,7 @@ function readinessOf(s: {
   config: Readonly<Config>;
   draining: boolean;
   started: boolean;
+  identity: Identity;
 }): Readiness {
   const queue = s.adapters.queue.stats();
   const workers = s.pool.workers().length;
@@ -136,6 +161,7 @@ function readinessOf(s: {
   if (!s.started) reasons.push("starting");
   if (s.draining) reasons.push("draining");
   if (workers === 0) reasons.push("no worker process is running");
+  if (!s.identity.cache.loaded) reasons.push("API keys not loaded yet");
   if (queue.depth >= queue.capacity) reasons.push("job queue full");
   if (s.adapters.staging.bytes >= s.adapters.staging.maxBytes * SATURATION_SHARE)
     reasons.push("upload staging nearly full");

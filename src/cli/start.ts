@@ -1,5 +1,6 @@
 import { createNode } from "../app/node.js";
 import { loadConfig } from "../config/load.js";
+import { bootstrapBanner } from "./bootstrap-banner.js";
 import { flagsToOverrides, type ServerFlags } from "./flags.js";
 
 /** `imgfleet start`: every role in this process and its workers (embedded mode). */
@@ -23,5 +24,13 @@ export async function startCommand(flags: ServerFlags): Promise<void> {
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));
-  await node.listen();
+  const url = await node.listen();
+  const issued = node.identity.bootstrapKey;
+  if (issued) {
+    process.stderr.write(bootstrapBanner(issued, url));
+    node.logger.warn(
+      { keyId: issued.key.id },
+      "first start: created the bootstrap admin key and printed it once on standard error; it is not logged and cannot be shown again",
+    );
+  }
 }

@@ -93,6 +93,48 @@ const WorkersSchema = z
   })
   .strict();
 
+const DatabaseSchema = z
+  .object({
+    /** postgres://user:password@host:port/db for a fleet; absent: PGlite under dataDir (embedded). */
+    url: text()
+      .refine((v) => /^postgres(ql)?:\/\//.test(v), "must be a postgres:// or postgresql:// URL")
+      .optional(),
+    /** Connections per node to PostgreSQL. PGlite has exactly one. */
+    poolMax: z.number().int().min(1).max(100).default(5),
+    connectTimeoutMs: z.number().int().min(100).max(60_000).default(5000),
+    /** Admin queries are small; one that runs longer than this is cancelled. */
+    statementTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+  })
+  .strict();
+
+const TenantDefaultsSchema = z
+  .object({
+    ratePerSecond: z.number().positive().max(100_000).default(20),
+    burst: z.number().int().min(1).max(1_000_000).default(40),
+    /** Well under queue.capacity, so one tenant's burst cannot fill the queue. */
+    maxInFlight: z.number().int().min(1).max(100_000).default(8),
+  })
+  .strict();
+
+const AuthSchema = z
+  .object({
+    /** `keys`: every /v1 request needs a tenant's API key. `none`: open to anyone (behind your own gateway only). */
+    mode: z.enum(["keys", "none"]).default("keys"),
+    /** How long a rotated key keeps working beside its replacement, unless the request says otherwise. */
+    rotationGraceSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(90 * 86_400)
+      .default(86_400),
+    /** How often the outbox is polled for changes made by other nodes; this node's own changes publish at once. */
+    outboxPollMs: z.number().int().min(50).max(60_000).default(1000),
+    /** Bound on the identity KeyValue bucket (keys + tenants) in embedded mode. */
+    maxRecords: z.number().int().min(100).max(10_000_000).default(1_000_000),
+    tenantDefaults: TenantDefaultsSchema.prefault({}),
+  })
+  .strict();
+
 const LogSchema = z
   .object({
     level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -109,6 +151,8 @@ export const ConfigSchema = z
     staging: StagingSchema.prefault({}),
     workers: WorkersSchema.prefault({}),
     log: LogSchema.prefault({}),
+    database: DatabaseSchema.prefault({}),
+    auth: AuthSchema.prefault({}),
   })
   .strict();
 

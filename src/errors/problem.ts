@@ -14,17 +14,25 @@ export class ProblemError extends Error {
   readonly extras: ProblemExtras;
   /** Seconds, for 503/429 answers. */
   readonly retryAfterS: number | undefined;
+  /** Response headers that belong with this answer (WWW-Authenticate, RateLimit-*). */
+  readonly headers: Readonly<Record<string, string>>;
 
   constructor(
     code: ProblemCode,
     detail: string,
-    options: { extras?: ProblemExtras; retryAfterS?: number; cause?: unknown } = {},
+    options: {
+      extras?: ProblemExtras;
+      retryAfterS?: number;
+      headers?: Record<string, string>;
+      cause?: unknown;
+    } = {},
   ) {
     super(detail, { cause: options.cause });
     this.code = code;
     this.status = PROBLEM_TYPES[code].status;
     this.extras = options.extras ?? {};
     this.retryAfterS = options.retryAfterS;
+    this.headers = options.headers ?? {};
   }
 
   toJSON(instance?: string): ProblemDocument {

@@ -1,4 +1,5 @@
 import type { InputFormat } from "../config/schema.js";
+import { ProblemError } from "../errors/problem.js";
 import { isOutputFormat, type OutputFormat } from "./formats.js";
 
 export interface Negotiated {
@@ -22,20 +23,49 @@ export function chooseOutputFormat(
   requested: OutputFormat | "auto" | undefined,
   accept: string | undefined,
   input: InputTraits,
+  allowed: readonly OutputFormat[] | null = null,
 ): Negotiated {
-  if (requested && requested !== "auto") return { format: requested, variesByAccept: false };
-  if (requested === "auto") return { format: fromAccept(accept ?? "", input), variesByAccept: true };
-  if (isOutputFormat(input.format)) return { format: input.format, variesByAccept: false };
-  return { format: input.hasAlpha ? "png" : "jpeg", variesByAccept: false };
+  const permitted = (f: OutputFormat) => allowed === null || allowed.includes(f);
+  if (requested && requested !== "auto") {
+    if (!permitted(requested)) throw formatNotAllowed(requested, allowed ?? []);
+    return { format: requested, variesByAccept: false };
+  }
+  if (requested === "auto") {
+    return { format: fromAccept(acceptedTypes(accept ?? ""), input, permitted), variesByAccept: true };
+  }
+  const own = isOutputFormat(input.format) ? [input.format] : [];
+  return { format: firstPermitted([...own, ...fallbacks(input)], permitted), variesByAccept: false };
 }
 
-function fromAccept(accept: string, input: InputTraits): OutputFormat {
-  const accepted = acceptedTypes(accept);
+function fromAccept(
+  accepted: ReadonlySet<string>,
+  input: InputTraits,
+  permitted: (f: OutputFormat) => boolean,
+): OutputFormat {
+  const usable = (f: OutputFormat) => permitted(f) && accepted.has(`image/${f}`);
   // libheif writes no animated AVIF, so animation goes to webp or gif.
-  if (accepted.has("image/avif") && !input.animated) return "avif";
-  if (accepted.has("image/webp")) return "webp";
-  if (input.animated) return "gif";
-  return input.hasAlpha ? "png" : "jpeg";
+  if (usable("avif") && !input.animated) return "avif";
+  if (usable("webp")) return "webp";
+  return firstPermitted(fallbacks(input), permitted);
+}
+
+/** Formats every client reads, best first for this input, then the rest for a tenant that allows only those. */
+function fallbacks(input: InputTraits): OutputFormat[] {
+  const safe: OutputFormat[] = input.animated ? ["gif"] : input.hasAlpha ? ["png", "jpeg"] : ["jpeg", "png"];
+  return [...safe, "webp", "gif", "avif", "png", "jpeg"];
+}
+
+function firstPermitted(candidates: OutputFormat[], permitted: (f: OutputFormat) => boolean): OutputFormat {
+  // A tenant's list is never empty (validated), so one of every format is permitted.
+  return candidates.find(permitted) ?? "jpeg";
+}
+
+function formatNotAllowed(format: OutputFormat, allowed: readonly OutputFormat[]): ProblemError {
+  return new ProblemError(
+    "format-not-allowed",
+    `${format} output is not enabled for this account; ask for one of: ${allowed.join(", ")} (or format=auto)`,
+    { extras: { allowed } },
+  );
 }
 
 /** Media types with q > 0. */

@@ -3,6 +3,7 @@ import { chooseOutputFormat } from "./negotiate.js";
 import { badOption, type ResizeOptions } from "./options.js";
 import { framesToDecode, type Probe } from "./probe.js";
 import type { ResizeSpec } from "./spec.js";
+import { NODE_POLICY, type TenantPolicy } from "./tenant-policy.js";
 
 export interface Plan {
   spec: ResizeSpec;
@@ -19,10 +20,16 @@ export function planResize(
   probe: Probe,
   accept: string | undefined,
   limits: ImageLimits,
+  policy: TenantPolicy = NODE_POLICY,
 ): Plan {
   const pages = framesToDecode(probe, options.animated, limits);
   const animated = pages > 1;
-  const { format, variesByAccept } = chooseOutputFormat(options.format, accept, { ...probe, animated });
+  const { format, variesByAccept } = chooseOutputFormat(
+    options.format,
+    accept,
+    { ...probe, animated },
+    policy.outputFormats,
+  );
   if (animated && format !== "gif" && format !== "webp") {
     throw badOption("format", format, "gif, webp or auto with animated=true (other formats hold one frame)");
   }

@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { createIdentityMetrics } from "./identity-metrics.js";
 
 /** Latency buckets in seconds: fine below 100 ms where interactive resizes live, coarse up to the deadline. */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1, 2.5, 5, 10, 30];
@@ -103,6 +104,7 @@ export function createMetrics() {
       help: "Resident memory of each worker after its last job",
       labelNames: ["worker"] as const,
     }),
+    identity: createIdentityMetrics(registry),
   };
 }
 

@@ -6,6 +6,7 @@ import { parseResizeOptions } from "../image/options.js";
 import { planResize } from "../image/plan.js";
 import { type Probe, probeImage } from "../image/probe.js";
 import type { OutputInfo } from "../image/spec.js";
+import { effectiveMaxInputBytes, NODE_POLICY, type TenantPolicy } from "../image/tenant-policy.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { type JobMessage, type JobQueue, QueueFullError, queueFullMessage } from "../queue/job-queue.js";
 import type { PendingResults } from "../staging/pending-results.js";
@@ -23,8 +24,9 @@ export interface ResizeRequest {
   ifNoneMatch: string | undefined;
   /** Aborts when the client goes away. */
   signal: AbortSignal;
-  /** Set by the identity layer; null in an open (unauthenticated) node. */
+  /** Set by the identity layer; null in an open (`auth.mode: none`) node. */
   tenant: string | null;
+  policy: TenantPolicy;
 }
 
 /** Milliseconds per step, for Server-Timing and the request log. */
@@ -73,9 +75,9 @@ export class ResizeService {
    * or the upload does not fit in the staging budget, so an overloaded node
    * never buffers bodies it cannot serve. Pair with `release(key)`.
    */
-  admit(key: string, declaredBytes: number | undefined): void {
+  admit(key: string, declaredBytes: number | undefined, policy: TenantPolicy = NODE_POLICY): void {
     const { queue, staging, config } = this.deps;
-    const max = config.limits.maxInputBytes;
+    const max = effectiveMaxInputBytes(policy, config.limits.maxInputBytes);
     if (declaredBytes !== undefined && declaredBytes > max) {
       throw new ProblemError(
         "too-large",
@@ -105,7 +107,7 @@ export class ResizeService {
     const options = parseResizeOptions(request.query, limits);
     const probeStarted = nowMs();
     const probe = await probeImage(request.input, limits);
-    const { spec, variesByAccept } = planResize(options, probe, request.accept, limits);
+    const { spec, variesByAccept } = planResize(options, probe, request.accept, limits, request.policy);
     const timings: ResizeTimings = { probe: nowMs() - probeStarted, queue: 0, fetch: 0, process: 0, cpu: 0 };
     const etag = etagFor(request.input, spec);
     if (matchesIfNoneMatch(request.ifNoneMatch, etag)) {

@@ -1,7 +1,7 @@
 import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { corpusFile, corpusFiles, hasCorpus } from "../helpers/corpus.js";
-import { useNode } from "../helpers/node.js";
+import { type RunningNode, useNode } from "../helpers/node.js";
 
 const MIME: Record<string, string> = {
   jpeg: "image/jpeg",
@@ -72,11 +72,11 @@ describe.runIf(hasCorpus)("the real corpus over HTTP", () => {
   );
 
   it("turns every EXIF orientation upright", async () => {
-    const reference = await upright(node().url, "Landscape_1.jpg");
+    const reference = await upright(node(), "Landscape_1.jpg");
     for (const kind of ["Landscape", "Portrait"]) {
-      const ref = kind === "Landscape" ? reference : await upright(node().url, "Portrait_1.jpg");
+      const ref = kind === "Landscape" ? reference : await upright(node(), "Portrait_1.jpg");
       for (let n = 1; n <= 8; n++) {
-        const out = await upright(node().url, `${kind}_${n}.jpg`);
+        const out = await upright(node(), `${kind}_${n}.jpg`);
         expect([out.width, out.height], `${kind}_${n}`).toEqual([ref.width, ref.height]);
         expect(
           meanAbsoluteDifference(out.pixels, ref.pixels),
@@ -87,12 +87,8 @@ describe.runIf(hasCorpus)("the real corpus over HTTP", () => {
   });
 });
 
-async function upright(url: string, name: string) {
-  const res = await fetch(`${url}/v1/resize?w=64&format=png`, {
-    method: "POST",
-    body: corpusFile("good", name),
-    headers: { "content-type": "image/jpeg" },
-  });
+async function upright(running: RunningNode, name: string) {
+  const res = await running.post("/v1/resize?w=64&format=png", corpusFile("good", name));
   expect(res.status).toBe(200);
   const { data, info } = await sharp(Buffer.from(await res.arrayBuffer()))
     .raw()

@@ -33,7 +33,11 @@ describe("the resize API over HTTP", () => {
   it("accepts multipart/form-data with the image in the 'image' field", async () => {
     const form = new FormData();
     form.append("image", new Blob([await solidImage(300, 300)], { type: "image/jpeg" }), "photo.jpg");
-    const res = await fetch(`${node().url}/v1/resize?w=30`, { method: "POST", body: form });
+    const res = await fetch(`${node().url}/v1/resize?w=30`, {
+      method: "POST",
+      body: form,
+      headers: node().auth,
+    });
     expect(res.status).toBe(200);
     expect((await sharp(Buffer.from(await res.arrayBuffer())).metadata()).width).toBe(30);
   });
@@ -41,7 +45,11 @@ describe("the resize API over HTTP", () => {
   it("names the expected field when a multipart upload uses another", async () => {
     const form = new FormData();
     form.append("file", new Blob([await solidImage(50, 50)]), "photo.jpg");
-    const res = await fetch(`${node().url}/v1/resize?w=30`, { method: "POST", body: form });
+    const res = await fetch(`${node().url}/v1/resize?w=30`, {
+      method: "POST",
+      body: form,
+      headers: node().auth,
+    });
     expect(res.status).toBe(400);
     expect((await problem(res)).detail).toContain("'image'");
   });
@@ -83,7 +91,7 @@ describe("the resize API over HTTP", () => {
     const chunked = await fetch(`${node().url}/v1/resize?w=20`, {
       method: "POST",
       body: stream,
-      headers: { "content-type": "image/jpeg" },
+      headers: { "content-type": "image/jpeg", ...node().auth },
       duplex: "half",
     } as RequestInit);
     expect(chunked.status).toBe(413);
@@ -200,7 +208,7 @@ describe("the resize API over HTTP", () => {
 
   describe("service endpoints", () => {
     it("GET /v1/formats lists formats, options and limits", async () => {
-      const res = await fetch(`${node().url}/v1/formats`);
+      const res = await fetch(`${node().url}/v1/formats`, { headers: node().auth });
       const body = (await res.json()) as {
         input: string[];
         output: string[];

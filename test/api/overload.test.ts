@@ -37,12 +37,12 @@ describe("overload", () => {
   });
 
   it("frees a client's staged upload when it leaves while its image is being resized", async () => {
-    const { node, url } = await startNode();
+    const { node, url, auth } = await startNode();
     const leaving = new AbortController();
     const request = fetch(`${url}/v1/resize?blur=80`, {
       method: "POST",
       body: await noiseImage(2500),
-      headers: { "content-type": "image/jpeg" },
+      headers: { "content-type": "image/jpeg", ...auth },
       signal: leaving.signal,
     }).catch(() => "aborted");
     await once(node.pool, "job-start");
@@ -60,8 +60,9 @@ describe("overload", () => {
       IMGFLEET_STAGING__MAX_BYTES: String(4 * 2 ** 20),
       IMGFLEET_QUEUE__CAPACITY: "1000",
     });
+    const key = await server.tenantKey({ ratePerSecond: 10_000, burst: 10_000, maxInFlight: 1000 });
     const upload = await noiseImage(1600); // ~2 MB of incompressible JPEG
-    const warm = await postTo(server.url, upload);
+    const warm = await postTo(server.url, key, upload);
     expect(warm).toBe(200);
     const rssBefore = server.rssBytes();
     let peakRss = rssBefore;
@@ -69,7 +70,9 @@ describe("overload", () => {
       peakRss = Math.max(peakRss, server.rssBytes());
     }, 10);
     const clients = 150;
-    const statuses = await Promise.all(Array.from({ length: clients }, () => postTo(server.url, upload)));
+    const statuses = await Promise.all(
+      Array.from({ length: clients }, () => postTo(server.url, key, upload)),
+    );
     clearInterval(sampler);
     const offered = upload.length * clients;
     const counts = new Map<string, number>();
@@ -81,17 +84,17 @@ describe("overload", () => {
     expect(peakRss - rssBefore, `offered ${offered} bytes`).toBeLessThan(
       Math.min(offered / 4, 100 * 2 ** 20),
     );
-    expect(await postTo(server.url, upload)).toBe(200);
+    expect(await postTo(server.url, key, upload)).toBe(200);
     expect(await readMetric(server.url, "imgfleet_staging_bytes")).toBe(0);
   });
 });
 
-async function postTo(url: string, body: Buffer): Promise<number | string> {
+async function postTo(url: string, key: string, body: Buffer): Promise<number | string> {
   try {
     const res = await fetch(`${url}/v1/resize?w=64`, {
       method: "POST",
       body,
-      headers: { "content-type": "image/jpeg" },
+      headers: { "content-type": "image/jpeg", authorization: `Bearer ${key}` },
     });
     await res.arrayBuffer();
     return res.status;

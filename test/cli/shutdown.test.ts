@@ -10,10 +10,11 @@ async function busyWorkers(url: string): Promise<number> {
 describe("graceful shutdown on SIGTERM", () => {
   it("finishes in-flight requests, refuses new ones, and exits 0", async () => {
     const server = await startCliServer(["--workers", "1"]);
+    const key = await server.tenantKey();
     const inFlight = fetch(`${server.url}/v1/resize?blur=60`, {
       method: "POST",
       body: await noiseImage(2500),
-      headers: { "content-type": "image/jpeg" },
+      headers: { "content-type": "image/jpeg", authorization: `Bearer ${key}` },
     });
     await vi.waitFor(async () => expect(await busyWorkers(server.url)).toBe(1), { timeout: 10_000 });
     server.child.kill("SIGTERM");
@@ -27,10 +28,11 @@ describe("graceful shutdown on SIGTERM", () => {
 
   it("exits 1 and says so when in-flight work outlives server.shutdownGraceMs", async () => {
     const server = await startCliServer(["--workers", "1"], { IMGFLEET_SERVER__SHUTDOWN_GRACE_MS: "200" });
+    const key = await server.tenantKey();
     const inFlight = fetch(`${server.url}/v1/resize?blur=100`, {
       method: "POST",
       body: await noiseImage(3000),
-      headers: { "content-type": "image/jpeg" },
+      headers: { "content-type": "image/jpeg", authorization: `Bearer ${key}` },
     }).then(
       (r) => r.status,
       () => "connection closed",

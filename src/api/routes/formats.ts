@@ -2,9 +2,11 @@ import type { FastifyInstance } from "fastify";
 import type { Config } from "../../config/schema.js";
 import { OUTPUT_FORMATS } from "../../image/formats.js";
 import { FITS, KNOWN_OPTIONS, MAX_BLUR_SIGMA, MAX_DPR, MAX_SHARPEN_SIGMA } from "../../image/options.js";
+import { effectiveMaxInputBytes } from "../../image/tenant-policy.js";
+import type { Authenticator } from "../authentication.js";
 
 /** What this node accepts and produces, and its limits, so a client can check before uploading. */
-export function formatsRoute(app: FastifyInstance, config: Readonly<Config>) {
+export function formatsRoute(app: FastifyInstance, config: Readonly<Config>, authenticator: Authenticator) {
   const { limits } = config;
   const body = {
     input: limits.inputFormats,
@@ -22,5 +24,19 @@ export function formatsRoute(app: FastifyInstance, config: Readonly<Config>) {
       maxSharpenSigma: MAX_SHARPEN_SIGMA,
     },
   };
-  app.get("/v1/formats", async () => body);
+  // Authenticated like every /v1 route; the answer shows the caller's own limits.
+  app.get("/v1/formats", async (request, reply) => {
+    const principal = authenticator.authenticate(request, "resize");
+    principal.release();
+    reply.headers(principal.headers);
+    const { outputFormats } = principal.policy;
+    return {
+      ...body,
+      output: outputFormats ? [...outputFormats, "auto"] : body.output,
+      limits: {
+        ...body.limits,
+        maxInputBytes: effectiveMaxInputBytes(principal.policy, limits.maxInputBytes),
+      },
+    };
+  });
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { effectiveMaxInputBytes } from "../../image/tenant-policy.js";
 import type { Metrics } from "../../metrics/metrics.js";
 import type { ResizeResponse, ResizeService } from "../../resize/resize-service.js";
 import { nowMs, roundMs } from "../../util/time.js";
@@ -33,7 +34,9 @@ export function resizeRoutes(app: FastifyInstance, deps: ResizeRouteDeps) {
   const admitted = new WeakMap<FastifyRequest, InFlight>();
   const release = async (request: FastifyRequest) => {
     const entry = admitted.get(request);
-    if (entry) service.release(entry.stagingKey);
+    if (!entry) return;
+    service.release(entry.stagingKey);
+    entry.principal.release();
   };
 
   app.post(
@@ -43,12 +46,16 @@ export function resizeRoutes(app: FastifyInstance, deps: ResizeRouteDeps) {
       // Authentication and admission run before the body is read: a refused upload costs nothing.
       onRequest: async (request, reply) => {
         const authStarted = nowMs();
-        const principal = await authenticator.authenticate(request);
+        const principal = authenticator.authenticate(request, "resize");
         const authMs = nowMs() - authStarted;
+        reply.headers(principal.headers);
+        if (principal.tenant)
+          Object.assign(reply.imgfleet, { tenant: principal.tenant, key: principal.keyId });
         const stagingKey = randomUUID();
         try {
-          service.admit(stagingKey, declaredLength(request));
+          service.admit(stagingKey, declaredLength(request), principal.policy);
         } catch (error) {
+          principal.release();
           reply.header("connection", "close");
           throw error;
         }
@@ -59,7 +66,7 @@ export function resizeRoutes(app: FastifyInstance, deps: ResizeRouteDeps) {
     },
     async (request, reply) => {
       const entry = admitted.get(request) as InFlight;
-      const input = await readUpload(request, maxInputBytes);
+      const input = await readUpload(request, effectiveMaxInputBytes(entry.principal.policy, maxInputBytes));
       metrics.inputBytes.inc(input.length);
       reply.imgfleet.inBytes = input.length;
       const closed = new AbortController();
@@ -77,6 +84,7 @@ export function resizeRoutes(app: FastifyInstance, deps: ResizeRouteDeps) {
           ifNoneMatch: request.headers["if-none-match"],
           signal: closed.signal,
           tenant: entry.principal.tenant,
+          policy: entry.principal.policy,
         })
         .finally(() => service.release(entry.stagingKey));
       return sendResult(reply, result, metrics, entry.authMs);

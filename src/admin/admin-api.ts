@@ -1,0 +1,57 @@
+import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { Config } from "../config/schema.js";
+import type { Identity } from "../identity/identity.js";
+import type { Actor } from "../identity/model.js";
+import { auditRoutes } from "./audit-routes.js";
+import { keyRoutes } from "./key-routes.js";
+import { tenantRoutes } from "./tenant-routes.js";
+
+export interface AdminDeps {
+  identity: Identity;
+  config: Readonly<Config>;
+  /** Extra data-plane facts for GET /admin/v1/identity. */
+  outboxBacklog: () => Promise<number>;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** The admin key behind this request, for the audit trail. */
+    adminActor: Actor | null;
+  }
+}
+
+export const ADMIN_PREFIX = "/admin/v1";
+
+/**
+ * The management plane's REST API. Every route needs an admin key, checked
+ * from the in-memory data plane like any other key; writes go to the
+ * database with their outbox notice and audit entry in one transaction.
+ */
+export async function adminApi(app: FastifyInstance, deps: AdminDeps): Promise<void> {
+  app.decorateRequest("adminActor", null);
+  await app.register(
+    async (admin) => {
+      admin.addHook("onRequest", async (request) => {
+        const keyId = deps.identity.keys.authenticateAdmin(request);
+        request.adminActor = { id: keyId, ip: request.ip, requestId: request.id };
+      });
+      tenantRoutes(admin, deps);
+      keyRoutes(admin, deps);
+      auditRoutes(admin, deps);
+    },
+    { prefix: ADMIN_PREFIX },
+  );
+}
+
+export function actorOf(request: FastifyRequest): Actor {
+  if (!request.adminActor) throw new Error("admin route reached without an authenticated actor");
+  return request.adminActor;
+}
+
+/** One page of a list, with the cursor for the next one (null at the end). */
+export function page<T extends { id: string }>(
+  items: T[],
+  limit: number,
+): { items: T[]; next: string | null } {
+  return { items, next: items.length === limit ? (items.at(-1)?.id ?? null) : null };
+}

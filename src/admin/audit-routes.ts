@@ -1,0 +1,18 @@
+import type { FastifyInstance } from "fastify";
+import { type AdminDeps, page } from "./admin-api.js";
+import { AuditQueryText, parseInput } from "./validation.js";
+
+export function auditRoutes(app: FastifyInstance, { identity, outboxBacklog }: AdminDeps): void {
+  app.get("/audit", async (request) => {
+    const q = parseInput(AuditQueryText, request.query, "query");
+    const items = await identity.admin.listAudit({ ...q, tenantId: q.tenant });
+    return page(items, q.limit);
+  });
+
+  /** The data plane as this node sees it, with the propagation delay of recent changes. */
+  app.get("/identity", async () => ({
+    loaded: identity.cache.loaded,
+    ...identity.cache.stats(),
+    outboxBacklog: await outboxBacklog(),
+  }));
+}

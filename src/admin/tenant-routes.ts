@@ -1,0 +1,39 @@
+import type { FastifyInstance } from "fastify";
+import { ADMIN_PREFIX, type AdminDeps, actorOf, page } from "./admin-api.js";
+import { NewTenantBody, parseInput, TenantListQuery, TenantPatchBody } from "./validation.js";
+
+type IdParams = { Params: { id: string } };
+
+export function tenantRoutes(app: FastifyInstance, { identity }: AdminDeps): void {
+  const { admin } = identity;
+
+  app.post("/tenants", async (request, reply) => {
+    const body = parseInput(NewTenantBody, request.body, "tenant");
+    const tenant = await admin.createTenant(actorOf(request), body);
+    return reply.code(201).header("location", `${ADMIN_PREFIX}/tenants/${tenant.id}`).send(tenant);
+  });
+
+  app.get("/tenants", async (request) => {
+    const q = parseInput(TenantListQuery, request.query, "query");
+    return page(await admin.listTenants(q), q.limit);
+  });
+
+  app.get<IdParams>("/tenants/:id", async (request) => admin.getTenant(request.params.id));
+
+  app.patch<IdParams>("/tenants/:id", async (request) => {
+    const patch = parseInput(TenantPatchBody, request.body, "tenant change");
+    return admin.updateTenant(actorOf(request), request.params.id, patch);
+  });
+
+  app.post<IdParams>("/tenants/:id/suspend", async (request) =>
+    admin.updateTenant(actorOf(request), request.params.id, { status: "suspended" }),
+  );
+
+  app.post<IdParams>("/tenants/:id/resume", async (request) =>
+    admin.updateTenant(actorOf(request), request.params.id, { status: "active" }),
+  );
+
+  app.delete<IdParams>("/tenants/:id", async (request) =>
+    admin.deleteTenant(actorOf(request), request.params.id),
+  );
+}

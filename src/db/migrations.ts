@@ -1,0 +1,66 @@
+/**
+ * The one set of versioned migrations, applied at start by both adapters.
+ * A migration is never edited once released: add a new one. Statements run
+ * one at a time inside the migration's transaction.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  statements: readonly string[];
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "identity: tenants, API keys, outbox, audit log",
+    statements: [
+      `CREATE TABLE tenants (
+        id text PRIMARY KEY,
+        name text NOT NULL,
+        status text NOT NULL CHECK (status IN ('active', 'suspended', 'deleted')),
+        rate_per_second double precision NOT NULL CHECK (rate_per_second > 0),
+        burst integer NOT NULL CHECK (burst >= 1),
+        max_in_flight integer NOT NULL CHECK (max_in_flight >= 1),
+        max_input_bytes integer CHECK (max_input_bytes > 0),
+        output_formats text[],
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        deleted_at timestamptz
+      )`,
+      // Names are unique among live tenants, so the CLI and console can find one by name.
+      `CREATE UNIQUE INDEX tenants_live_name ON tenants (lower(name)) WHERE status <> 'deleted'`,
+      `CREATE TABLE api_keys (
+        id text PRIMARY KEY,
+        tenant_id text REFERENCES tenants (id),
+        name text NOT NULL DEFAULT '',
+        secret_sha256 text NOT NULL,
+        scopes text[] NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        expires_at timestamptz,
+        revoked_at timestamptz,
+        replaced_by text,
+        created_by text NOT NULL
+      )`,
+      `CREATE INDEX api_keys_by_tenant ON api_keys (tenant_id, created_at)`,
+      // Refs only ('tenant:<id>', 'key:<id>'): the publisher sends the row's state at publish time, so order cannot matter.
+      `CREATE TABLE identity_outbox (
+        seq bigserial PRIMARY KEY,
+        ref text NOT NULL,
+        committed_at timestamptz NOT NULL DEFAULT clock_timestamp()
+      )`,
+      `CREATE TABLE audit_log (
+        id text PRIMARY KEY,
+        at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        actor text NOT NULL,
+        source_ip text,
+        request_id text,
+        action text NOT NULL,
+        target text,
+        tenant_id text,
+        details jsonb NOT NULL DEFAULT '{}'
+      )`,
+      `CREATE INDEX audit_log_by_time ON audit_log (at DESC, id DESC)`,
+      `CREATE INDEX audit_log_by_tenant ON audit_log (tenant_id, at DESC)`,
+    ],
+  },
+];

@@ -1,0 +1,47 @@
+import { mkdir } from "node:fs/promises";
+import { PGlite } from "@electric-sql/pglite";
+import type { Database, SqlExecutor } from "./database.js";
+
+/** int8 (bigint, count(*)) as a JS number, as the pg adapter does: our counters stay far below 2^53. */
+const INT8_OID = 20;
+
+/**
+ * The embedded adapter: PostgreSQL compiled to WebAssembly, its files under
+ * the data directory. One connection; PGlite queues queries itself, and a
+ * transaction holds that connection until it ends.
+ */
+export class PgliteDatabase implements Database {
+  readonly kind = "pglite";
+
+  private constructor(private readonly pg: PGlite) {}
+
+  /** `memory://` keeps everything in memory (tests); otherwise a directory, created when missing. */
+  static async open(dataDir: string): Promise<PgliteDatabase> {
+    if (!dataDir.startsWith("memory://")) await mkdir(dataDir, { recursive: true });
+    const pg = new PGlite(dataDir, { parsers: { [INT8_OID]: Number } });
+    await pg.waitReady;
+    return new PgliteDatabase(pg);
+  }
+
+  async query<Row>(sql: string, params: readonly unknown[] = []): Promise<Row[]> {
+    const result = await this.pg.query<Row>(sql, params as unknown[]);
+    return result.rows;
+  }
+
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    return this.pg.transaction((tx) =>
+      fn({
+        query: async <Row>(sql: string, params: readonly unknown[] = []) =>
+          (await tx.query<Row>(sql, params as unknown[])).rows,
+      }),
+    );
+  }
+
+  async exec(sql: string): Promise<void> {
+    await this.pg.exec(sql);
+  }
+
+  async close(): Promise<void> {
+    if (!this.pg.closed) await this.pg.close();
+  }
+}
