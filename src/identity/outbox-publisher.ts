@@ -8,6 +8,7 @@ import { outbox } from "./outbox.js";
 import { tenantStore, toRecord } from "./tenant-store.js";
 
 const BATCH = 500;
+const MAX_BACKOFF_MS = 30_000;
 
 export interface OutboxPublisherDeps {
   db: Database;
@@ -30,6 +31,8 @@ export class OutboxPublisher {
   #running: Promise<void> | undefined;
   #again = false;
   #stopped = false;
+  /** Consecutive failed rounds: the poll backs off while the database or bucket is down. */
+  #failures = 0;
 
   constructor(private readonly deps: OutboxPublisherDeps) {}
 
@@ -46,6 +49,9 @@ export class OutboxPublisher {
       return this.#running;
     }
     this.#running = this.#drain()
+      .then(() => {
+        this.#failures = 0;
+      })
       .catch((error: unknown) => this.#failed(error))
       .finally(() => {
         this.#running = undefined;
@@ -65,8 +71,9 @@ export class OutboxPublisher {
 
   #schedule(): void {
     if (this.#stopped) return;
-    // Jitter keeps a fleet's publishers from polling in lockstep.
-    const delay = this.deps.pollMs * (0.75 + Math.random() * 0.5);
+    // Exponential backoff while failing, up to 30 s; jitter keeps a fleet's publishers out of lockstep.
+    const base = Math.min(MAX_BACKOFF_MS, this.deps.pollMs * 2 ** Math.min(this.#failures, 10));
+    const delay = base * (0.75 + Math.random() * 0.5);
     this.#timer = setTimeout(() => void this.poke().finally(() => this.#schedule()), delay);
     this.#timer.unref();
   }
@@ -131,10 +138,13 @@ export class OutboxPublisher {
   }
 
   #failed(error: unknown): void {
+    this.#failures++;
     this.deps.metrics.publishErrors.inc();
+    // First failure and then every tenth: a long outage should not flood the log.
+    if (this.#failures % 10 !== 1) return;
     this.deps.logger.warn(
-      { err: error },
-      `could not publish identity changes (retrying every ${this.deps.pollMs} ms): new keys, revocations and limit changes wait until the database and KeyValue store answer`,
+      { err: error, failures: this.#failures },
+      "could not publish identity changes (retrying with backoff): new keys, revocations and limit changes wait until the database and KeyValue store answer; check the database",
     );
   }
 }

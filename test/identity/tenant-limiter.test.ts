@@ -1,0 +1,87 @@
+import { describe, expect, it } from "vitest";
+import type { TenantRecord } from "../../src/identity/model.js";
+import { TenantLimiter } from "../../src/identity/tenant-limiter.js";
+
+function tenant(overrides: Partial<TenantRecord> = {}): TenantRecord {
+  return {
+    id: "ten_a",
+    status: "active",
+    ratePerSecond: 2,
+    burst: 4,
+    maxInFlight: 2,
+    maxInputBytes: null,
+    outputFormats: null,
+    ...overrides,
+  };
+}
+
+function clock() {
+  let now = 0;
+  return { now: () => now, advance: (ms: number) => void (now += ms) };
+}
+
+describe("tenant rate limit (token bucket)", () => {
+  it("allows a burst, then refuses with the time until the next token", () => {
+    const c = clock();
+    const limiter = new TenantLimiter(c.now);
+    const t = tenant();
+    const remaining = Array.from({ length: 4 }, () => limiter.take(t)).map((d) => {
+      expect(d.allowed).toBe(true);
+      return d.headers["ratelimit-remaining"];
+    });
+    expect(remaining).toEqual(["3", "2", "1", "0"]);
+    const refused = limiter.take(t);
+    expect(refused.allowed).toBe(false);
+    expect(refused.retryAfterS).toBe(1);
+    expect(refused.headers).toMatchObject({ "ratelimit-limit": "4", "ratelimit-remaining": "0" });
+    expect(refused.headers["ratelimit-policy"]).toBe("4;w=2");
+  });
+
+  it("refills at the tenant's rate, never above its burst", () => {
+    const c = clock();
+    const limiter = new TenantLimiter(c.now);
+    const t = tenant();
+    for (let i = 0; i < 4; i++) limiter.take(t);
+    c.advance(500); // 2/s → one token
+    expect(limiter.take(t).allowed).toBe(true);
+    expect(limiter.take(t).allowed).toBe(false);
+    c.advance(60_000);
+    expect(limiter.take(t).headers["ratelimit-remaining"]).toBe("3");
+  });
+
+  it("keeps tenants apart", () => {
+    const limiter = new TenantLimiter(clock().now);
+    for (let i = 0; i < 4; i++) limiter.take(tenant());
+    expect(limiter.take(tenant()).allowed).toBe(false);
+    expect(limiter.take(tenant({ id: "ten_b" })).allowed).toBe(true);
+  });
+
+  it("takes a new limit at once when the tenant's record changes", () => {
+    const limiter = new TenantLimiter(clock().now);
+    for (let i = 0; i < 4; i++) limiter.take(tenant());
+    expect(limiter.take(tenant({ burst: 10 })).allowed).toBe(false);
+    expect(limiter.take(tenant({ burst: 10 })).headers["ratelimit-limit"]).toBe("10");
+  });
+
+  it("enforces this node's share of the limit in a fleet", () => {
+    const limiter = new TenantLimiter(clock().now, () => 0.5);
+    const t = tenant({ burst: 4 });
+    expect(limiter.take(t).headers["ratelimit-limit"]).toBe("2");
+    expect(limiter.take(t).allowed).toBe(true);
+    expect(limiter.take(t).allowed).toBe(false);
+  });
+});
+
+describe("tenant in-flight limit", () => {
+  it("counts requests in progress and frees a slot when one ends", () => {
+    const limiter = new TenantLimiter(clock().now);
+    const t = tenant({ maxInFlight: 2 });
+    expect(limiter.enter(t)).toBe(true);
+    expect(limiter.enter(t)).toBe(true);
+    expect(limiter.enter(t)).toBe(false);
+    expect(limiter.enter(tenant({ id: "ten_b" }))).toBe(true);
+    limiter.leave(t.id);
+    expect(limiter.inFlight(t.id)).toBe(1);
+    expect(limiter.enter(t)).toBe(true);
+  });
+});
