@@ -31,6 +31,7 @@ export async function adminApi(app: FastifyInstance, deps: AdminDeps): Promise<v
   app.decorateRequest("adminActor", null);
   await app.register(
     async (admin) => {
+      acceptJsonOnly(admin);
       admin.addHook("onRequest", async (request) => {
         const keyId = deps.identity.keys.authenticateAdmin(request);
         request.adminActor = { id: keyId, ip: request.ip, requestId: request.id };
@@ -40,6 +41,27 @@ export async function adminApi(app: FastifyInstance, deps: AdminDeps): Promise<v
       auditRoutes(admin, deps);
     },
     { prefix: ADMIN_PREFIX },
+  );
+}
+
+/** Admin bodies are small JSON documents; an empty body (e.g. `curl -X POST …/suspend`) is no body. */
+const MAX_ADMIN_BODY_BYTES = 64 * 1024;
+
+function acceptJsonOnly(admin: FastifyInstance): void {
+  admin.removeAllContentTypeParsers();
+  admin.addContentTypeParser(
+    "application/json",
+    { parseAs: "string", bodyLimit: MAX_ADMIN_BODY_BYTES },
+    (_request, body, done) => {
+      const text = String(body);
+      if (text.trim() === "") return done(null, undefined);
+      try {
+        done(null, JSON.parse(text));
+      } catch (error) {
+        const invalid = new Error(`the body is not valid JSON: ${(error as Error).message}`);
+        done(Object.assign(invalid, { statusCode: 400 }), undefined);
+      }
+    },
   );
 }
 

@@ -47,6 +47,7 @@ export function keyRoutes(app: FastifyInstance, { identity, config }: AdminDeps)
     );
     return reply
       .code(201)
+      .header("location", `${ADMIN_PREFIX}/tenants/${request.params.id}/keys/${key.id}`)
       .header("cache-control", "no-store")
       .send({ ...key, secret, previous });
   });
@@ -56,6 +57,7 @@ export function keyRoutes(app: FastifyInstance, { identity, config }: AdminDeps)
     const { key, secret } = await admin.createAdminKey(actorOf(request), body.name, body.expiresAt);
     return reply
       .code(201)
+      .header("location", `${ADMIN_PREFIX}/admin-keys/${key.id}`)
       .header("cache-control", "no-store")
       .send({ ...key, secret });
   });

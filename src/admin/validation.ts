@@ -33,12 +33,22 @@ const limits = {
     .nullable(),
 };
 
+/** Names end up in tables and terminals: no control characters (escape sequences). */
+const printable = (v: string) => ![...v].some((c) => c.charCodeAt(0) < 32 || c.charCodeAt(0) === 127);
+
 const tenantName = z
   .string()
   .trim()
   .min(1, "must not be empty")
   .max(100, "must be at most 100 characters")
-  .refine((v) => ![...v].some((c) => c.charCodeAt(0) < 32), "must not contain control characters");
+  .refine(printable, "must not contain control characters");
+
+const keyName = z
+  .string()
+  .trim()
+  .max(100)
+  .refine(printable, "must not contain control characters")
+  .default("");
 
 export const NewTenantBody = z.object({ name: tenantName, ...partial(limits) }).strict();
 
@@ -55,7 +65,7 @@ const futureDate = z.iso
 
 export const NewKeyBody = z
   .object({
-    name: z.string().trim().max(100).default(""),
+    name: keyName,
     scopes: z
       .array(z.enum(TENANT_SCOPES))
       .min(1)
@@ -66,7 +76,7 @@ export const NewKeyBody = z
   .strict();
 
 export const NewAdminKeyBody = z
-  .object({ name: z.string().trim().max(100).default(""), expiresAt: futureDate.nullable().default(null) })
+  .object({ name: keyName, expiresAt: futureDate.nullable().default(null) })
   .strict();
 
 export const RotateBody = z

@@ -68,12 +68,15 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
   await app.register(multipart, { limits: { fileSize: config.limits.maxInputBytes } });
   const authenticator = deps.identity.tenantAccess;
-  resizeRoutes(app, {
-    service: deps.service,
-    metrics,
-    authenticator,
-    maxInputBytes: config.limits.maxInputBytes,
-  });
+  // Encapsulated: the raw image body parser it adds applies to /v1/resize only, not the admin API's JSON.
+  await app.register(async (scope) =>
+    resizeRoutes(scope, {
+      service: deps.service,
+      metrics,
+      authenticator,
+      maxInputBytes: config.limits.maxInputBytes,
+    }),
+  );
   formatsRoute(app, config, authenticator);
   await adminApi(app, { identity: deps.identity, config, outboxBacklog: deps.outboxBacklog });
   healthRoutes(app, deps.readiness);

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { ConfigError } from "../config/config-error.js";
+import { registerAdminCommands } from "./admin/index.js";
 import { configCheckCommand, configPrintCommand } from "./config-commands.js";
 import type { ServerFlags } from "./flags.js";
 
@@ -49,6 +50,8 @@ serverFlags(
 serverFlags(
   config.command("print").description("print the effective configuration, secrets redacted"),
 ).action((flags: ServerFlags) => configPrintCommand(flags));
+
+registerAdminCommands(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof ConfigError) {

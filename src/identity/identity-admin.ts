@@ -36,8 +36,11 @@ export interface IssuedKey {
 export interface IdentityAdminDeps {
   db: Database;
   defaults: TenantLimits;
-  /** Wakes the outbox publisher after a commit, so the data plane sees it at once. */
-  onCommit: () => void;
+  /**
+   * Publishes after a commit; awaited, so that on this node a revocation is
+   * in force before the admin call answers. Never rejects.
+   */
+  onCommit: () => Promise<void>;
 }
 
 /**
@@ -71,13 +74,16 @@ export class IdentityAdmin {
 
   updateTenant(actor: Actor, id: string, patch: TenantPatch): Promise<Tenant> {
     return this.#write(actor, async (tx) => {
-      await liveTenant(tx, id);
+      const before = await liveTenant(tx, id);
       const tenant =
         (await tenantStore
           .update(tx, id, patch)
           .catch((error: unknown) => rethrowNameTaken(error, patch.name ?? ""))) ?? tenantNotFound(id);
-      const action = patch.status === "suspended" ? "tenant.suspend" : "tenant.update";
-      return { result: tenant, refs: [`tenant:${id}`], audit: tenantAudit(action, tenant, patch) };
+      return {
+        result: tenant,
+        refs: [`tenant:${id}`],
+        audit: tenantAudit(updateAction(before, tenant), tenant, patch),
+      };
     });
   }
 
@@ -114,15 +120,20 @@ export class IdentityAdmin {
 
   revokeKey(actor: Actor, tenantId: string | null, keyId: string): Promise<ApiKey> {
     return this.#write(actor, async (tx) => {
+      // Serialises admin-key revocations, so two at once cannot both pass the last-key check.
+      if (tenantId === null) await tx.query("SELECT pg_advisory_xact_lock($1)", [ADMIN_KEYS_LOCK]);
       const key = (await keyStore.get(tx, tenantId, keyId)) ?? keyNotFound(keyId);
-      if (tenantId === null && key.revokedAt === null && (await keyStore.countAdminKeys(tx)) <= 1) {
+      // Revoking twice changes nothing and is not audited twice.
+      if (key.revokedAt !== null) return { result: key, refs: [], audit: null };
+      if (tenantId === null && (await keyStore.countAdminKeys(tx)) <= 1) {
         throw new ProblemError(
           "conflict",
           "this is the last admin key; create another admin key before revoking it, or nobody could administer the service",
         );
       }
       const revoked = (await keyStore.revoke(tx, keyId)) ?? keyNotFound(keyId);
-      return { result: revoked, refs: [`key:${keyId}`], audit: keyAudit("key.revoke", revoked) };
+      const action = tenantId === null ? "admin-key.revoke" : "key.revoke";
+      return { result: revoked, refs: [`key:${keyId}`], audit: keyAudit(action, revoked) };
     });
   }
 
@@ -182,7 +193,7 @@ export class IdentityAdmin {
   bootstrapAdminKey(): Promise<IssuedKey | null> {
     const actor: Actor = { id: "bootstrap", ip: null, requestId: null };
     return this.#write(actor, async (tx) => {
-      await tx.query("SELECT pg_advisory_xact_lock(7316503)");
+      await tx.query("SELECT pg_advisory_xact_lock($1)", [ADMIN_KEYS_LOCK]);
       const [row] = await tx.query<{ n: number }>(
         "SELECT count(*) AS n FROM api_keys WHERE tenant_id IS NULL",
       );
@@ -206,9 +217,17 @@ export class IdentityAdmin {
       if (audit) await auditLog.record(tx, actor, audit);
       return result;
     });
-    this.deps.onCommit();
+    await this.deps.onCommit();
     return result;
   }
+}
+
+/** Any constant: admin-key creation at bootstrap and admin-key revocation take turns on it. */
+const ADMIN_KEYS_LOCK = 7_316_503;
+
+function updateAction(before: Tenant, after: Tenant): string {
+  if (before.status === after.status) return "tenant.update";
+  return after.status === "suspended" ? "tenant.suspend" : "tenant.resume";
 }
 
 interface AuditDraft {

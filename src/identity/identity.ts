@@ -37,7 +37,7 @@ export async function startIdentity(deps: {
   const admin = new IdentityAdmin({
     db,
     defaults: { ...config.auth.tenantDefaults, maxInputBytes: null, outputFormats: null },
-    onCommit: () => void publisher.poke(),
+    onCommit: () => publisher.poke(),
   });
   const cache = new IdentityCache(kv, metrics);
   const bootstrapKey = await admin.bootstrapAdminKey();

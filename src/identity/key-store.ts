@@ -104,7 +104,8 @@ export const keyStore = {
 
   async countAdminKeys(sql: SqlExecutor): Promise<number> {
     const [row] = await sql.query<{ n: number }>(
-      "SELECT count(*) AS n FROM api_keys WHERE tenant_id IS NULL AND revoked_at IS NULL",
+      `SELECT count(*) AS n FROM api_keys
+       WHERE tenant_id IS NULL AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())`,
     );
     return row?.n ?? 0;
   },

@@ -48,12 +48,20 @@ export const tenantStore = {
   async list(sql: SqlExecutor, q: TenantQuery): Promise<Tenant[]> {
     const rows = await sql.query<TenantRow>(
       `SELECT ${COLUMNS} FROM tenants
-       WHERE ($1::text IS NULL OR id = $1 OR name ILIKE '%' || $1 || '%')
+       WHERE ($1::text IS NULL OR id = $1 OR name ILIKE '%' || $6 || '%')
          AND ($2::text IS NULL OR status = $2)
-         AND ($3::boolean OR status <> 'deleted')
+         AND ($3::boolean OR $2 = 'deleted' OR status <> 'deleted')
          AND ($4::text IS NULL OR id > $4)
        ORDER BY id LIMIT $5`,
-      [q.search ?? null, q.status ?? null, q.includeDeleted ?? false, q.after ?? null, q.limit],
+      [
+        q.search ?? null,
+        q.status ?? null,
+        q.includeDeleted ?? false,
+        q.after ?? null,
+        q.limit,
+        // The search is literal text: % and _ are not wildcards.
+        q.search?.replace(/[\\%_]/g, (c) => `\\${c}`) ?? null,
+      ],
     );
     return rows.map(toTenant);
   },

@@ -1,5 +1,5 @@
 import pino from "pino";
-import { beforeEach, describe, expect, it, vi } from "vitest";
+import { beforeEach, expect, it, vi } from "vitest";
 import type { Database } from "../../src/db/database.js";
 import { migrate } from "../../src/db/migrate.js";
 import { MIGRATIONS } from "../../src/db/migrations.js";
@@ -36,7 +36,7 @@ describeDatabases("identity repositories", (open) => {
   beforeEach(async () => {
     db = await open();
     await migrate(db);
-    admin = new IdentityAdmin({ db, defaults, onCommit: () => {} });
+    admin = new IdentityAdmin({ db, defaults, onCommit: async () => {} });
   });
 
   it("applies the migrations once, and refuses a schema newer than it knows", async () => {
@@ -175,7 +175,7 @@ describeDatabases("identity repositories", (open) => {
     const kv = new MemoryKeyValue({ maxEntries: 1000, maxValueBytes: 16_384 });
     await kv.put("key.key_stale", JSON.stringify({ kind: "key", record: {}, committedAt: null }));
     const publisher = new OutboxPublisher({ db, kv, metrics, logger: pino({ level: "silent" }), pollMs: 50 });
-    const live = new IdentityAdmin({ db, defaults, onCommit: () => void publisher.poke() });
+    const live = new IdentityAdmin({ db, defaults, onCommit: () => publisher.poke() });
     const t = await live.createTenant(actor, { name: "A" });
     await publisher.start();
     const cache = new IdentityCache(kv, metrics);
@@ -195,7 +195,7 @@ describeDatabases("identity repositories", (open) => {
     await vi.waitFor(async () => expect(await count(db, "identity_outbox")).toBe(0));
 
     // A change committed by another process (no poke) is picked up by polling.
-    const other = new IdentityAdmin({ db, defaults, onCommit: () => {} });
+    const other = new IdentityAdmin({ db, defaults, onCommit: async () => {} });
     const b = await other.createTenant(actor, { name: "B" });
     await vi.waitFor(() => expect(cache.tenant(b.id)).toBeDefined());
     cache.stop();

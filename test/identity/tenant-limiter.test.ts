@@ -17,7 +17,12 @@ function tenant(overrides: Partial<TenantRecord> = {}): TenantRecord {
 
 function clock() {
   let now = 0;
-  return { now: () => now, advance: (ms: number) => void (now += ms) };
+  return {
+    now: () => now,
+    advance: (ms: number) => {
+      now += ms;
+    },
+  };
 }
 
 describe("tenant rate limit (token bucket)", () => {
