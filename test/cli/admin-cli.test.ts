@@ -379,7 +379,7 @@ describe("imgfleet admin-keys", () => {
     // The audit trail has both writes, made with the bootstrap key.
     const audit = (await (await node().admin("GET", `/audit?limit=5`)).json()) as { items: AuditJson[] };
     const mine = audit.items.filter((e) => e.target === id).map((e) => e.action);
-    expect(mine).toEqual(["key.revoke", "admin-key.create"]);
+    expect(mine).toEqual(["admin-key.revoke", "admin-key.create"]);
   });
 });
 
