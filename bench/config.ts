@@ -30,6 +30,16 @@ export const WORKLOADS: readonly Workload[] = [
 
 const DEFAULT_CONCURRENCY = [1, 4, 16];
 
+/** The workload of the auth phase: the smallest output, so per-request overhead weighs most. */
+export const AUTH_WORKLOAD = WORKLOADS[2] as Workload;
+
+/**
+ * `ceiling`: imgfleet (auth.mode=none) against the ceiling, the process
+ * boundary and sharp alone. `auth`: imgfleet with API keys against imgfleet without.
+ */
+export const PHASES = ["ceiling", "auth"] as const;
+export type Phase = (typeof PHASES)[number];
+
 export interface BenchConfig {
   corpusDir: string;
   seconds: number;
@@ -45,6 +55,9 @@ export interface BenchConfig {
   maxOtherCpuPct: number;
   /** Extra attempts for a noisy pair. */
   retries: number;
+  phases: Phase[];
+  /** Alternations (without auth, then with) per concurrency in the auth phase. */
+  authRounds: number;
 }
 
 function number(name: string, fallback: number, min: number): number {
@@ -85,6 +98,27 @@ function concurrencies(): number[] {
   });
 }
 
+function phases(): Phase[] {
+  const wanted = list("BENCH_PHASES")?.map((s) => s.toLowerCase());
+  if (!wanted) return [...PHASES];
+  const known = (p: string): p is Phase => (PHASES as readonly string[]).includes(p);
+  const unknown = wanted.filter((p) => !known(p));
+  if (unknown.length > 0 || wanted.length === 0)
+    throw new Error(
+      `BENCH_PHASES: unknown ${unknown.join(", ") || "(none named)"} (known: ${PHASES.join(", ")})`,
+    );
+  return PHASES.filter((p) => wanted.includes(p));
+}
+
+/** Corpus files the chosen phases read: W1 also drives the boundary and in-process measurements. */
+function neededWorkloads(config: BenchConfig): Set<Workload> {
+  const needed = new Set<Workload>();
+  if (config.phases.includes("ceiling"))
+    for (const w of [WORKLOADS[0] as Workload, ...config.workloads]) needed.add(w);
+  if (config.phases.includes("auth")) needed.add(AUTH_WORKLOAD);
+  return needed;
+}
+
 export function loadConfig(argv: string[]): BenchConfig {
   const corpusDir = resolve(PROJECT_ROOT, process.env.CORPUS_DIR || "../shared/corpus");
   const config: BenchConfig = {
@@ -98,9 +132,10 @@ export function loadConfig(argv: string[]): BenchConfig {
     sharpSeconds: 4,
     maxOtherCpuPct: number("BENCH_MAX_OTHER_CPU", 10, 0),
     retries: Math.floor(number("BENCH_RETRIES", 2, 0)),
+    phases: phases(),
+    authRounds: Math.floor(number("BENCH_AUTH_ROUNDS", 3, 1)),
   };
-  // W1 also drives the boundary and in-process measurements.
-  for (const w of new Set([WORKLOADS[0] as Workload, ...config.workloads])) {
+  for (const w of neededWorkloads(config)) {
     const path = corpusFile(config, w);
     if (!existsSync(path)) throw new Error(`corpus file missing: ${path} (set CORPUS_DIR)`);
   }

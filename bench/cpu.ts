@@ -2,8 +2,11 @@ import { readFileSync } from "node:fs";
 import { descendants } from "./rss.js";
 import type { CpuShare } from "./types.js";
 
-/** Clock ticks of the whole machine: all of them, and the busy ones (not idle, iowait or steal). */
-function machineTicks(): { total: number; busy: number } {
+/**
+ * Clock ticks of the whole machine: all of them, the busy ones (not idle,
+ * iowait or steal), and those the hypervisor gave to other guests (steal).
+ */
+function machineTicks(): { total: number; busy: number; steal: number } {
   const line = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "";
   const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = line
     .trim()
@@ -11,7 +14,7 @@ function machineTicks(): { total: number; busy: number } {
     .slice(1)
     .map(Number);
   const busy = user + nice + system + irq + softirq;
-  return { total: busy + idle + iowait + steal, busy };
+  return { total: busy + idle + iowait + steal, busy, steal };
 }
 
 /** utime, stime, cutime, cstime of a process (0s once it is gone). */
@@ -67,10 +70,18 @@ export function watchCpu(serverPid: number): { stop(): CpuShare } {
         serverMainPct: pct(ownTicks(serverPid) - before.main, total),
         benchPct: pct(bench, total),
         otherPct: pct(Math.max(0, busy - bench), total),
+        stealPct: pct(machine.steal - before.machine.steal, total),
       };
     },
   };
 }
+
+/**
+ * CPU the benchmark lost to others: processes outside it, and on a VM the
+ * time the hypervisor gave to other guests, which no process here shows.
+ */
+export const noisePct = (cpu: Pick<CpuShare, "otherPct" | "stealPct">) =>
+  Math.round((cpu.otherPct + cpu.stealPct) * 10) / 10;
 
 /**
  * Waits until the server's process tree has gone quiet (at most `maxTicks`

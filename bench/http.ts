@@ -11,9 +11,17 @@ export interface Response {
 }
 
 /** One POST of the image, timed on the client from send to last byte. */
-export async function post(url: string, body: Buffer): Promise<Response> {
+export async function post(
+  url: string,
+  body: Buffer,
+  headers: Record<string, string> = {},
+): Promise<Response> {
   const started = performance.now();
-  const res = await fetch(url, { method: "POST", headers: { "content-type": "image/jpeg" }, body });
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "image/jpeg", ...headers },
+    body,
+  });
   const data = Buffer.from(await res.arrayBuffer());
   return { status: res.status, headers: res.headers, body: data, ms: performance.now() - started };
 }
@@ -24,7 +32,7 @@ export function resizeUrl(server: RunningServer, workload: Workload): string {
 
 /** Both servers must answer the workload with a JPEG of the expected size before anything is measured. */
 export async function checkWorkload(server: RunningServer, workload: Workload, file: string): Promise<void> {
-  const res = await post(resizeUrl(server, workload), readFileSync(file));
+  const res = await post(resizeUrl(server, workload), readFileSync(file), server.headers);
   const what = `${server.name} ${workload.id}`;
   if (res.status !== 200)
     throw new Error(`${what}: HTTP ${res.status}: ${res.body.toString().slice(0, 300)}`);

@@ -6,14 +6,16 @@ import type { LoadSummary } from "./types.js";
 
 const LOADGEN = resolve(BENCH_DIR, "loadgen.ts");
 
-/** Runs the load generator process against `url` and waits for its verdict. */
+/** Runs the load generator process against `url` and waits for its verdict; `headers` go with every request. */
 export async function runLoad(
   url: string,
   file: string,
   connections: number,
   seconds: number,
+  headers: Record<string, string> = {},
 ): Promise<Result> {
-  const child = spawnTs(LOADGEN, [url, file, String(connections), String(seconds)]);
+  const env = { BENCH_LOADGEN_HEADERS: JSON.stringify(headers) };
+  const child = spawnTs(LOADGEN, [url, file, String(connections), String(seconds)], env);
   const stdout = drainLines(child.stdout);
   const stderr = drainLines(child.stderr);
   const code = await new Promise<number | null>((done) => child.once("exit", done));

@@ -1,5 +1,7 @@
 import type { BenchConfig } from "./config.js";
+import { noisePct } from "./cpu.js";
 import { describe, measure } from "./measure.js";
+import { quietest } from "./quiet.js";
 import type { RunningServer } from "./servers.js";
 import type { Pair, Workload } from "./types.js";
 
@@ -9,7 +11,7 @@ export interface Servers {
 }
 
 const otherCpu = (p: Pick<Pair, "ceiling" | "imgfleet">) =>
-  Math.max(p.ceiling.cpu.otherPct, p.imgfleet.cpu.otherPct);
+  Math.max(noisePct(p.ceiling.cpu), noisePct(p.imgfleet.cpu));
 
 /** The ceiling, then imgfleet, back to back. */
 async function measurePair(config: BenchConfig, servers: Servers, workload: Workload, concurrency: number) {
@@ -20,20 +22,10 @@ async function measurePair(config: BenchConfig, servers: Servers, workload: Work
   return { ceiling, imgfleet };
 }
 
-/**
- * One pair, measured again (up to `retries` times) while processes outside
- * the benchmark take more than `maxOtherCpuPct` of the CPU; the quietest is kept.
- */
+/** One pair, measured again while noisy (see quietest). */
 async function quietestPair(config: BenchConfig, servers: Servers, workload: Workload, concurrency: number) {
-  let best = await measurePair(config, servers, workload, concurrency);
-  let attempts = 1;
-  while (otherCpu(best) > config.maxOtherCpuPct && attempts <= config.retries) {
-    process.stdout.write(`  noisy (other processes used ${otherCpu(best)}% CPU): measuring again\n`);
-    const next = await measurePair(config, servers, workload, concurrency);
-    attempts++;
-    if (otherCpu(next) < otherCpu(best)) best = next;
-  }
-  const noisy = otherCpu(best) > config.maxOtherCpuPct ? `other processes used ${otherCpu(best)}% CPU` : null;
+  const measureOnce = () => measurePair(config, servers, workload, concurrency);
+  const { best, attempts, noisy } = await quietest(config, measureOnce, otherCpu);
   return { ...best, attempts, noisy };
 }
 

@@ -30,12 +30,14 @@ export async function measure(
   const url = resizeUrl(server, workload);
   const file = corpusFile(config, workload);
   await waitQuiet(server.pid);
-  await runLoad(url, file, concurrency, config.warmupSeconds);
+  await runLoad(url, file, concurrency, config.warmupSeconds, server.headers);
   await waitQuiet(server.pid);
   const sampler = sampleRss(server.pid);
   const cpuWatch = watchCpu(server.pid);
   const log = collectTimings(server);
-  const result = await runLoad(url, file, concurrency, config.seconds).finally(() => sampler.stop());
+  const result = await runLoad(url, file, concurrency, config.seconds, server.headers).finally(() =>
+    sampler.stop(),
+  );
   const cpu = cpuWatch.stop();
   const rss = sampler.stop();
   await waitQuiet(server.pid);
@@ -43,7 +45,7 @@ export async function measure(
   const load = summarize(result);
   const cpuMsPerOk = perRequest(cpu, load.okRps);
   const measured = { server: server.name, workload: workload.id, concurrency, load, rss, cpu, cpuMsPerOk };
-  return server.name === "imgfleet" ? { ...measured, serverTimings: timings } : measured;
+  return server.name === "ceiling" ? measured : { ...measured, serverTimings: timings };
 }
 
 function split(m: Measurement): string {
@@ -51,7 +53,7 @@ function split(m: Measurement): string {
   if (!t) return "";
   const busy = t.processSumMs / (m.load.durationS * 1000);
   return [
-    `\n           p50 in imgfleet: probe ${t.probe.p50}, queue ${t.queue.p50}, process ${t.process.p50}`,
+    `\n           p50 in imgfleet: auth ${t.auth.p50}, probe ${t.probe.p50}, queue ${t.queue.p50}, process ${t.process.p50}`,
     ` (worker cpu ${t.cpu.p50}), other ${t.other.p50}, total ${t.total.p50} ms;`,
     ` workers busy ${busy.toFixed(2)} on average; API process ${m.cpuMsPerOk.serverMain} ms cpu/request`,
   ].join("");
@@ -63,6 +65,6 @@ export function describe(m: Measurement): string {
   const flag = load.flagged ? `  !! ${load.flagged}` : "";
   const ops = `${load.okRps.toFixed(1).padStart(6)} ops/s  p50 ${load.latencyMs.p50} ms  p99 ${load.latencyMs.p99} ms`;
   const mem = `rss ${rss.peakMb} MB (${rss.perProcessMb.join(" + ")})`;
-  const used = `cpu ${cpu.serverPct}% (${m.cpuMsPerOk.server} ms/request) other ${cpu.otherPct}%`;
-  return `${m.server.padEnd(8)} ${ops}  ${mem}  ${used}${flag}${split(m)}`;
+  const used = `cpu ${cpu.serverPct}% (${m.cpuMsPerOk.server} ms/request) other ${cpu.otherPct}% steal ${cpu.stealPct}%`;
+  return `${m.server.padEnd(13)} ${ops}  ${mem}  ${used}${flag}${split(m)}`;
 }

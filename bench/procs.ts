@@ -2,17 +2,22 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
 import { PROJECT_ROOT } from "./config.js";
+import { removeAllDataDirs } from "./data-dirs.js";
 import { descendants } from "./rss.js";
 
 /** Every child the harness started and has not seen exit: stopped on exit, SIGINT and errors. */
 const live = new Set<ChildProcess>();
 
-/** Runs a TypeScript file of bench/ as its own Node process (through tsx). */
-export function spawnTs(script: string, args: string[]): ChildProcess {
+/**
+ * Runs a TypeScript file of bench/ as its own Node process (through tsx).
+ * `env` adds variables: secrets go there rather than into argv, which `ps` shows.
+ */
+export function spawnTs(script: string, args: string[], env: Record<string, string> = {}): ChildProcess {
   return track(
     spawn(process.execPath, ["--import", "tsx", script, ...args], {
       cwd: PROJECT_ROOT,
       stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...env },
     }),
   );
 }
@@ -69,7 +74,10 @@ let interrupted = false;
 export const wasInterrupted = () => interrupted;
 
 export function installCleanup(): void {
-  process.once("exit", killAllNow);
+  process.once("exit", () => {
+    killAllNow();
+    removeAllDataDirs();
+  });
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.once(signal, () => {
       interrupted = true;

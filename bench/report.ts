@@ -1,6 +1,14 @@
 import { render } from "./table.js";
-import { p99Ratio, throughputRatio } from "./targets.js";
-import type { BoundaryCost, Pair, Percentiles, SharpRate, TargetCheck } from "./types.js";
+import { AUTH_RATIO_MIN, p99Ratio, throughputRatio } from "./targets.js";
+import type {
+  AuthComparison,
+  BoundaryCost,
+  MedianLatency,
+  Pair,
+  Percentiles,
+  SharpRate,
+  TargetCheck,
+} from "./types.js";
 
 const COLUMNS = [
   "workload",
@@ -77,6 +85,52 @@ function cpuRow(p: Pair): string[] {
 /** Where the CPU went: per successful response, the ceiling against imgfleet's API process and workers. */
 export function cpuTable(pairs: Pair[]): string {
   return render(CPU_COLUMNS, pairs.map(cpuRow));
+}
+
+const AUTH_COLUMNS = [
+  "workload",
+  "conc",
+  "rounds",
+  "no-auth ops/s",
+  "auth ops/s",
+  "ratio",
+  "round ratios",
+  "no-auth p50",
+  "no-auth p99",
+  "auth p50",
+  "auth p99",
+  "auth step p50",
+  "auth step p99",
+  "note",
+];
+
+const ms = (v: number) => `${Number.isNaN(v) ? "?" : Math.round(v * 10) / 10} ms`;
+const p50p99 = (l: MedianLatency) => [ms(l.p50), ms(l.p99)];
+
+function authRow(c: AuthComparison): string[] {
+  const note = [...(c.flagged ? [`FLAGGED: ${c.flagged}`] : []), ...(c.noisy ? [`NOISY: ${c.noisy}`] : [])];
+  return [
+    c.workload,
+    String(c.concurrency),
+    String(c.rounds.length),
+    c.withoutAuthOkRps.toFixed(1),
+    c.withAuthOkRps.toFixed(1),
+    c.ratio.toFixed(3),
+    c.rounds.map((r) => r.ratio.toFixed(3)).join(" "),
+    ...p50p99(c.withoutAuthLatencyMs),
+    ...p50p99(c.withAuthLatencyMs),
+    ...p50p99(c.authStepMs),
+    note.join("; "),
+  ];
+}
+
+/** imgfleet with API keys against without; latencies are medians over the rounds. */
+export function authTable(comparisons: AuthComparison[]): string {
+  return [
+    `auth: throughput with API keys / without (target >= ${AUTH_RATIO_MIN.toFixed(2)}); p50/p99 are medians over rounds;`,
+    "the auth step is Server-Timing's `auth` (key check and tenant limits) of the authenticated server",
+    render(AUTH_COLUMNS, comparisons.map(authRow)),
+  ].join("\n");
 }
 
 const fmt = (p: Percentiles) => `p50 ${p.p50} ms  p99 ${p.p99} ms`;

@@ -31,6 +31,7 @@ export function collectTimings(server: RunningServer): { stop(): ServerTimings }
       unsubscribe();
       return {
         total: of((t) => get(t, "total")),
+        auth: of((t) => get(t, "auth")),
         probe: of((t) => get(t, "probe")),
         queue: of((t) => get(t, "queue")),
         process: of((t) => get(t, "process")),

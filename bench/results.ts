@@ -55,7 +55,13 @@ export function settings(config: BenchConfig) {
     boundaryRequests: config.boundaryRequests,
     sharpSeconds: config.sharpSeconds,
     strict: config.strict,
+    maxOtherCpuPct: config.maxOtherCpuPct,
+    retries: config.retries,
+    phases: config.phases,
+    authRounds: config.authRounds,
     imgfleetEnv: imgfleetEnv(),
+    /** Set by the harness per server, over imgfleetEnv; each also gets its own empty temporary --data-dir. */
+    imgfleetOverrides: { imgfleet: { "auth.mode": "none" }, "imgfleet-auth": { "auth.mode": "keys" } },
   };
 }
 

@@ -1,19 +1,22 @@
 /**
  * `npm run bench`: imgfleet against the ceiling (a bare node:http + sharp
  * server) on three workloads at fixed concurrencies, plus what the process
- * boundary costs and what sharp alone does. See bench/README.md.
+ * boundary costs and what sharp alone does; then what API keys cost (imgfleet
+ * with auth against without). See bench/README.md.
  */
 import { loadavg } from "node:os";
+import { runAuthPhase } from "./auth-phase.js";
+import { startAuthenticatedImgfleet, UNBOUNDED_TENANT } from "./auth-server.js";
 import { boundaryCost } from "./boundary.js";
-import { type BenchConfig, corpusFile, loadConfig, WORKLOADS } from "./config.js";
-import { watchCpu } from "./cpu.js";
+import { AUTH_WORKLOAD, type BenchConfig, corpusFile, loadConfig, WORKLOADS } from "./config.js";
+import { noisePct, watchCpu } from "./cpu.js";
 import { checkWorkload } from "./http.js";
 import { sharpRate } from "./inprocess.js";
 import { runMatrix, type Servers } from "./matrix.js";
 import { installCleanup, stopAll, wasInterrupted } from "./procs.js";
-import { boundaryReport, cpuTable, sharpRateReport, table, targetsReport } from "./report.js";
+import { authTable, boundaryReport, cpuTable, sharpRateReport, table, targetsReport } from "./report.js";
 import { machineInfo, settings, sourceInfo, writeResults } from "./results.js";
-import { startCeiling, startImgfleet } from "./servers.js";
+import { type RunningServer, startCeiling, startImgfleet } from "./servers.js";
 import { checkTargets } from "./targets.js";
 import type { Workload } from "./types.js";
 
@@ -30,13 +33,29 @@ function parsedLines(lines: string[]): unknown[] {
   });
 }
 
-/** Both servers up, and both answering every workload with the expected JPEG. */
-async function startServers(config: BenchConfig): Promise<Servers> {
-  const [ceiling, imgfleet] = await Promise.all([startCeiling(), startImgfleet()]);
-  say(`ceiling  pid ${ceiling.pid} at ${ceiling.url}`);
-  say(`imgfleet pid ${imgfleet.pid} at ${imgfleet.url}`);
-  for (const workload of config.workloads) {
-    await checkWorkload(ceiling, workload, corpusFile(config, workload));
+/** Workloads imgfleet without auth will be sent: the matrix's, and the auth phase's. */
+function plainWorkloads(config: BenchConfig): Workload[] {
+  const ceiling = config.phases.includes("ceiling") ? config.workloads : [];
+  const auth = config.phases.includes("auth") ? [AUTH_WORKLOAD] : [];
+  return [...new Set([...ceiling, ...auth])];
+}
+
+/**
+ * imgfleet with auth.mode=none (figures stay comparable with runs from before
+ * API keys) and, for the ceiling phase, the ceiling: both up and answering
+ * every workload they will get with the expected JPEG.
+ */
+async function startServers(config: BenchConfig) {
+  const wantCeiling = config.phases.includes("ceiling");
+  const [ceiling, imgfleet] = await Promise.all([
+    wantCeiling ? startCeiling() : null,
+    startImgfleet({ name: "imgfleet", authMode: "none" }),
+  ]);
+  if (ceiling) say(`ceiling  pid ${ceiling.pid} at ${ceiling.url}`);
+  say(`imgfleet pid ${imgfleet.pid} at ${imgfleet.url} (auth.mode=none)`);
+  for (const workload of plainWorkloads(config)) {
+    if (ceiling && config.workloads.includes(workload))
+      await checkWorkload(ceiling, workload, corpusFile(config, workload));
     await checkWorkload(imgfleet, workload, corpusFile(config, workload));
   }
   return { ceiling, imgfleet };
@@ -46,9 +65,11 @@ async function startServers(config: BenchConfig): Promise<Servers> {
 async function watched<T>(config: BenchConfig, what: string, step: () => Promise<T>) {
   const watch = watchCpu(process.pid);
   const value = await step();
-  const { otherPct } = watch.stop();
-  if (otherPct > config.maxOtherCpuPct) say(`  NOISY: other processes used ${otherPct}% CPU during ${what}`);
-  return { value, otherCpuPct: otherPct };
+  const cpu = watch.stop();
+  const noise = noisePct(cpu);
+  if (noise > config.maxOtherCpuPct)
+    say(`  NOISY: other processes and steal took ${noise}% CPU during ${what}`);
+  return { value, otherCpuPct: cpu.otherPct, stealPct: cpu.stealPct };
 }
 
 /** The process-boundary cost, with the same op done in-process for comparison. */
@@ -59,22 +80,61 @@ async function boundaryPhase(config: BenchConfig, servers: Servers) {
   return boundaryCost(servers.imgfleet, W1, file, config.boundaryRequests, inProcess);
 }
 
-/** Everything measured, servers stopped at the end. */
-async function measureAll(config: BenchConfig) {
-  const servers = await startServers(config);
+/** The matrix against the ceiling, then the process boundary; servers left running. */
+async function ceilingPhase(config: BenchConfig, servers: Servers) {
   const pairs = await runMatrix(config, servers);
   say("\nprocess boundary and sharp alone");
   const boundary = await watched(config, "the boundary measurement", () => boundaryPhase(config, servers));
-  const imgfleet = {
-    startup: parsedLines(servers.imgfleet.startupLines),
-    logLines: servers.imgfleet.stdoutLines(),
+  return { pairs, boundary };
+}
+
+/**
+ * A second imgfleet, with API keys, started only now so that it sits idle
+ * through nothing the ceiling phase measures; then both alternated under W3.
+ */
+async function authPhase(config: BenchConfig, withoutAuth: RunningServer) {
+  say(`\nauth phase: ${AUTH_WORKLOAD.id}, ${config.authRounds} rounds of (without auth, with auth)`);
+  const withAuth = await startAuthenticatedImgfleet(AUTH_WORKLOAD, corpusFile(config, AUTH_WORKLOAD));
+  say(`imgfleet-auth pid ${withAuth.pid} at ${withAuth.url} (auth.mode=keys, one tenant, one API key)`);
+  const comparisons = await runAuthPhase(config, { withoutAuth, withAuth }, AUTH_WORKLOAD);
+  return {
+    workload: AUTH_WORKLOAD.id,
+    rounds: config.authRounds,
+    tenantLimits: UNBOUNDED_TENANT,
+    startup: parsedLines(withAuth.startupLines),
+    comparisons,
+  };
+}
+
+/** Everything measured, servers stopped at the end. */
+async function measureAll(config: BenchConfig) {
+  const { ceiling, imgfleet } = await startServers(config);
+  const compared = ceiling
+    ? await ceilingPhase(config, { ceiling, imgfleet })
+    : { pairs: [], boundary: null };
+  const auth = config.phases.includes("auth") ? await authPhase(config, imgfleet) : null;
+  const imgfleetInfo = {
+    startup: parsedLines(imgfleet.startupLines),
+    logLines: imgfleet.stdoutLines(),
   };
   await stopAll();
   const file = corpusFile(config, W1);
-  const rate = await watched(config, "the sharp-only rate", () =>
-    sharpRate(file, W1.query, 4, config.sharpSeconds),
-  );
-  return { imgfleet, pairs, boundary, sharpInProcess: rate };
+  const rate = ceiling
+    ? await watched(config, "the sharp-only rate", () => sharpRate(file, W1.query, 4, config.sharpSeconds))
+    : null;
+  return { imgfleet: imgfleetInfo, ...compared, sharpInProcess: rate, auth };
+}
+
+/** The tables and reports of the phases that ran. */
+function report(measured: Awaited<ReturnType<typeof measureAll>>): string {
+  const { pairs, boundary, sharpInProcess, auth } = measured;
+  const parts: string[] = [];
+  if (pairs.length > 0)
+    parts.push(table(pairs), `CPU per successful response (all cores):\n${cpuTable(pairs)}`);
+  if (boundary) parts.push(boundaryReport(boundary.value));
+  if (sharpInProcess) parts.push(sharpRateReport(sharpInProcess.value));
+  if (auth) parts.push(authTable(auth.comparisons));
+  return parts.join("\n\n");
 }
 
 async function main(): Promise<number> {
@@ -84,15 +144,12 @@ async function main(): Promise<number> {
   const source = sourceInfo();
   say(`imgfleet bench: ${machine.cpus} cpus, node ${machine.node}, sharp ${machine.sharp.sharp}`);
   say(`  ${config.seconds} s per run after ${config.warmupSeconds} s warm-up; corpus ${config.corpusDir}`);
+  say(`  phases: ${config.phases.join(", ")}; concurrency ${config.concurrencies.join(", ")}`);
   const load = loadavg()[0] ?? 0;
   if (load > 0.5) say(`  WARNING: load average ${load.toFixed(2)} at start; numbers may be noisy`);
   const measured = await measureAll(config);
-  const { pairs, boundary, sharpInProcess } = measured;
-  const targets = checkTargets(pairs);
-  say(`\n${table(pairs)}\n\nCPU per successful response (all cores):\n${cpuTable(pairs)}`);
-  say(
-    `\n${boundaryReport(boundary.value)}\n\n${sharpRateReport(sharpInProcess.value)}\n\n${targetsReport(targets)}`,
-  );
+  const targets = checkTargets(measured.pairs, measured.auth?.comparisons ?? null);
+  say(`\n${report(measured)}\n\n${targetsReport(targets)}`);
   const finishedAt = new Date().toISOString();
   const path = writeResults(
     {

@@ -13,3 +13,12 @@ export function percentiles(values: number[]): Percentiles {
   const sorted = [...values].sort((a, b) => a - b);
   return { n: sorted.length, p50: round(rank(sorted, 50)), p99: round(rank(sorted, 99)) };
 }
+
+/** Middle value (mean of the two middle ones for an even count); NaN when empty. */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const mid = Math.floor(sorted.length / 2);
+  const upper = sorted[mid] as number;
+  return sorted.length % 2 === 1 ? upper : ((sorted[mid - 1] as number) + upper) / 2;
+}

@@ -1,4 +1,4 @@
-import type { Pair, TargetCheck } from "./types.js";
+import type { AuthComparison, Pair, TargetCheck } from "./types.js";
 
 const RSS_LIMIT_MB = 400;
 const P99_FACTOR = 1.5;
@@ -7,6 +7,8 @@ const THROUGHPUT_TARGETS = [
   { workload: "W1", concurrency: 16, min: 0.9 },
   { workload: "W3", concurrency: 4, min: 0.9 },
 ];
+/** API keys (hash, lookup, tenant limiter) must cost at most 3% of throughput. */
+export const AUTH_RATIO_MIN = 0.97;
 
 export const throughputRatio = (p: Pair) => p.imgfleet.load.okRps / p.ceiling.load.okRps;
 export const p99Ratio = (p: Pair) => p.imgfleet.load.latencyMs.p99 / p.ceiling.load.latencyMs.p99;
@@ -58,6 +60,20 @@ function rssChecks(pairs: Pair[]): TargetCheck[] {
   });
 }
 
-export function checkTargets(pairs: Pair[]): TargetCheck[] {
-  return [...throughputChecks(pairs), ...latencyChecks(pairs), ...rssChecks(pairs)];
+/** Every concurrency of the auth phase: with/without auth, 2xx per second over all rounds. */
+function authChecks(comparisons: AuthComparison[] | null): TargetCheck[] {
+  const name = (c: string) => `${c} throughput with auth / without >= ${AUTH_RATIO_MIN.toFixed(2)}`;
+  if (!comparisons?.length) return [{ name: name("W3"), status: "SKIP", detail: "auth phase not run" }];
+  return comparisons.map((c) => {
+    const rounds = c.rounds.map((r) => r.ratio.toFixed(3)).join(", ");
+    const measured = `ratio ${c.ratio.toFixed(3)} (rounds ${rounds})`;
+    const detail = c.noisy ? `${measured} (NOISY: ${c.noisy})` : measured;
+    const what = name(`${c.workload} c${c.concurrency}`);
+    if (c.flagged) return { name: what, status: "MISS", detail: `${detail}; ${c.flagged}` };
+    return { name: what, status: c.ratio >= AUTH_RATIO_MIN ? "PASS" : "MISS", detail };
+  });
+}
+
+export function checkTargets(pairs: Pair[], auth: AuthComparison[] | null): TargetCheck[] {
+  return [...throughputChecks(pairs), ...latencyChecks(pairs), ...rssChecks(pairs), ...authChecks(auth)];
 }

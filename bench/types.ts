@@ -1,6 +1,7 @@
 /** Shared shapes of the benchmark harness. */
 
-export type ServerName = "ceiling" | "imgfleet";
+/** `imgfleet` runs with auth.mode=none; `imgfleet-auth` with API keys (the auth phase). */
+export type ServerName = "ceiling" | "imgfleet" | "imgfleet-auth";
 
 export interface Workload {
   id: string;
@@ -51,11 +52,15 @@ export interface CpuShare {
   benchPct: number;
   /** Processes outside the benchmark: above a few percent the run is noisy. */
   otherPct: number;
+  /** Stolen by the hypervisor for other guests (a VM's noisy neighbours): noise too. */
+  stealPct: number;
 }
 
-/** imgfleet's own per-request breakdown (its request log), percentiles in ms. */
+/** imgfleet's own per-request breakdown (its request log, the same steps as Server-Timing), percentiles in ms. */
 export interface ServerTimings {
   total: Percentiles;
+  /** Authentication and tenant limits, before the body is read (0.1 ms resolution). */
+  auth: Percentiles;
   probe: Percentiles;
   queue: Percentiles;
   process: Percentiles;
@@ -76,7 +81,7 @@ export interface Measurement {
   cpu: CpuShare;
   /** CPU ms per successful response: the server's whole tree, and its main process alone. */
   cpuMsPerOk: { server: number; serverMain: number };
-  /** imgfleet only. */
+  /** imgfleet servers only. */
   serverTimings?: ServerTimings;
 }
 
@@ -121,4 +126,40 @@ export interface TargetCheck {
   name: string;
   status: "PASS" | "MISS" | "SKIP";
   detail: string;
+}
+
+/** One alternation of the auth phase: imgfleet without auth, then with, back to back. */
+export interface AuthRound {
+  withoutAuth: Measurement;
+  withAuth: Measurement;
+  /** with / without, 2xx per second. */
+  ratio: number;
+  attempts: number;
+  noisy: string | null;
+}
+
+/** p50 and p99 in ms, each the median over the rounds (autocannon gives percentiles, not samples). */
+export interface MedianLatency {
+  p50: number;
+  p99: number;
+}
+
+/** imgfleet with API keys against imgfleet without, one concurrency, over all rounds. */
+export interface AuthComparison {
+  workload: string;
+  concurrency: number;
+  rounds: AuthRound[];
+  /** 2xx responses over seconds, summed over the rounds. */
+  withoutAuthOkRps: number;
+  withAuthOkRps: number;
+  /** withAuthOkRps / withoutAuthOkRps: the figure the target is about. */
+  ratio: number;
+  withoutAuthLatencyMs: MedianLatency;
+  withAuthLatencyMs: MedianLatency;
+  /** The `auth` step of Server-Timing (request log) of the authenticated server. */
+  authStepMs: MedianLatency;
+  /** Set when any kept round ran beside too much foreign CPU. */
+  noisy: string | null;
+  /** Set when any kept round had failed requests. */
+  flagged: string | null;
 }
