@@ -135,6 +135,70 @@ const AuthSchema = z
   })
   .strict();
 
+const SpoolSchema = z
+  .object({
+    /**
+     * Bound on the spool's files: 1 GiB holds about 5 million records (~200 bytes each), an hour of a busy
+     * node with the aggregator down. At the bound the node answers 503 usage-spool-full (onFull: reject).
+     */
+    maxBytes: z
+      .number()
+      .int()
+      .min(MiB)
+      .max(1024 * 1024 * MiB)
+      .default(1024 * MiB),
+    /** A segment takes no new batch once this size is reached; a segment is deleted when all its batches are committed. */
+    segmentBytes: z
+      .number()
+      .int()
+      .min(4096)
+      .max(1024 * MiB)
+      .default(4 * MiB),
+    /**
+     * `seal`: fsync when a batch is sealed (a power cut loses at most the open batch); `always`: also after
+     * every record (nothing lost, ~1 ms per request); `never`: leave it to the OS (a process crash still loses nothing).
+     */
+    fsync: z.enum(["always", "seal", "never"]).default("seal"),
+    /** `reject`: refuse new requests with 503 while the spool is full rather than serve unbilled work; `serve`: serve and drop their records. */
+    onFull: z.enum(["reject", "serve"]).default("reject"),
+  })
+  .strict();
+
+const PricesSchema = z
+  .object({
+    currency: z
+      .string()
+      .regex(/^[A-Z]{3}$/, "must be an ISO 4217 code such as USD")
+      .default("USD"),
+    /** Prices apply to successful requests only; failures are counted but free. */
+    per1000Requests: z.number().min(0).default(0.5),
+    perGbIn: z.number().min(0).default(0.02),
+    perGbOut: z.number().min(0).default(0.08),
+    /** Per million input pixels decoded. */
+    perMegapixel: z.number().min(0).default(0.0002),
+    perCpuHour: z.number().min(0).default(0.05),
+  })
+  .strict();
+
+const UsageSchema = z
+  .object({
+    /** Off: no record is kept and nothing is billed (for sites that do not bill; the benchmark compares both). */
+    enabled: z.boolean().default(true),
+    /** A batch is sealed this long after its first record, */
+    flushIntervalMs: z.number().int().min(10).max(600_000).default(2000),
+    /** or once it holds this many records, whichever comes first. Records of the open batch are held in memory. */
+    maxBatchRecords: z.number().int().min(1).max(100_000).default(2000),
+    spool: SpoolSchema.prefault({}),
+    /** How often the shipper asks the database which shipped batches are committed. */
+    confirmIntervalMs: z.number().int().min(10).max(60_000).default(1000),
+    /** A shipped batch not committed after this is shipped again (its transport may have lost it). */
+    reshipAfterMs: z.number().int().min(100).max(3_600_000).default(30_000),
+    /** Raw records are kept as gzipped NDJSON per tenant per day for this many days. */
+    archiveRetentionDays: z.number().int().min(1).max(3650).default(90),
+    prices: PricesSchema.prefault({}),
+  })
+  .strict();
+
 const LogSchema = z
   .object({
     level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -153,6 +217,7 @@ export const ConfigSchema = z
     log: LogSchema.prefault({}),
     database: DatabaseSchema.prefault({}),
     auth: AuthSchema.prefault({}),
+    usage: UsageSchema.prefault({}),
   })
   .strict();
 

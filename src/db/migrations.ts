@@ -63,4 +63,38 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX audit_log_by_tenant ON audit_log (tenant_id, at DESC)`,
     ],
   },
+  {
+    version: 2,
+    name: "usage: batch claims and hourly/daily rollups",
+    statements: [
+      // A batch's claim: inserted in the same transaction as its increments, so a batch counts once however often it arrives.
+      `CREATE TABLE usage_batches (
+        id text PRIMARY KEY,
+        node text NOT NULL,
+        sealed_at timestamptz NOT NULL,
+        committed_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        records integer NOT NULL,
+        archived_at timestamptz
+      )`,
+      `CREATE INDEX usage_batches_by_commit ON usage_batches (committed_at)`,
+      // No foreign key: usage outlives deleted tenants, and anonymous usage has no tenant row.
+      `CREATE TABLE usage_rollups (
+        granularity text NOT NULL CHECK (granularity IN ('hour', 'day')),
+        tenant_id text NOT NULL,
+        period_start timestamptz NOT NULL,
+        operation text NOT NULL,
+        outcome text NOT NULL CHECK (outcome IN ('ok', 'client_error', 'server_error')),
+        requests bigint NOT NULL,
+        bytes_in bigint NOT NULL,
+        bytes_out bigint NOT NULL,
+        pixels_in bigint NOT NULL,
+        pixels_out bigint NOT NULL,
+        cpu_ms double precision NOT NULL,
+        process_ms double precision NOT NULL,
+        queue_ms double precision NOT NULL,
+        PRIMARY KEY (granularity, tenant_id, period_start, operation, outcome)
+      )`,
+      `CREATE INDEX usage_rollups_by_period ON usage_rollups (granularity, period_start)`,
+    ],
+  },
 ];

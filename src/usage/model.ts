@@ -1,0 +1,133 @@
+/**
+ * Usage metering's vocabulary: what one request yields (a MeterRecord), how
+ * records are grouped (per tenant, minute, operation and outcome), and what
+ * travels from the spool to the aggregator (a sealed UsageBatch).
+ */
+
+/** The tenant of requests served with `auth.mode: none`. */
+export const ANONYMOUS_TENANT = "anonymous";
+
+export type Operation = "resize";
+
+/** How a request ended, for billing: only `ok` is priced; the others are shown to operators. */
+export type Outcome = "ok" | "client_error" | "server_error";
+
+export function outcomeOf(status: number): Outcome {
+  if (status < 400) return "ok";
+  return status < 500 ? "client_error" : "server_error";
+}
+
+/** One metered request, success or failure. Field names are short: records are journaled one per request. */
+export interface MeterRecord {
+  /** Request id (X-Request-Id), unique per request. */
+  id: string;
+  tenant: string;
+  /** API key id; null for anonymous requests. */
+  key: string | null;
+  /** Epoch milliseconds when the answer was sent. */
+  at: number;
+  op: Operation;
+  status: number;
+  inBytes: number;
+  outBytes: number;
+  inPixels: number;
+  outPixels: number;
+  inFormat: string | null;
+  outFormat: string | null;
+  /** Enqueue to a worker taking the job. */
+  queueMs: number;
+  /** Wall time of the resize in the worker. */
+  processMs: number;
+  /** CPU (user + system) the worker process spent on the job: process.cpuUsage() around it. */
+  cpuMs: number;
+}
+
+/** The sums one group of records adds to the rollups. */
+export interface UsageCounters {
+  requests: number;
+  bytesIn: number;
+  bytesOut: number;
+  pixelsIn: number;
+  pixelsOut: number;
+  cpuMs: number;
+  processMs: number;
+  queueMs: number;
+}
+
+/** Records of one tenant, minute, operation and outcome, summed. */
+export interface UsageGroup extends UsageCounters {
+  tenant: string;
+  /** Epoch milliseconds of the minute's start (UTC). */
+  minute: number;
+  op: Operation;
+  outcome: Outcome;
+}
+
+/**
+ * What the spool seals and the shipper sends: the groups the aggregator adds
+ * to the rollups, and the raw records it archives. The id is the dedupe key
+ * end to end: however often a batch is delivered, it counts once.
+ */
+export interface UsageBatch {
+  id: string;
+  /** The node that metered it. */
+  node: string;
+  /** Epoch milliseconds when it was sealed. */
+  sealedAt: number;
+  groups: UsageGroup[];
+  records: MeterRecord[];
+}
+
+export function emptyCounters(): UsageCounters {
+  return {
+    requests: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    pixelsIn: 0,
+    pixelsOut: 0,
+    cpuMs: 0,
+    processMs: 0,
+    queueMs: 0,
+  };
+}
+
+export function addRecord(into: UsageCounters, r: MeterRecord): void {
+  into.requests += 1;
+  into.bytesIn += r.inBytes;
+  into.bytesOut += r.outBytes;
+  into.pixelsIn += r.inPixels;
+  into.pixelsOut += r.outPixels;
+  into.cpuMs += r.cpuMs;
+  into.processMs += r.processMs;
+  into.queueMs += r.queueMs;
+}
+
+export function addCounters(into: UsageCounters, c: UsageCounters): void {
+  into.requests += c.requests;
+  into.bytesIn += c.bytesIn;
+  into.bytesOut += c.bytesOut;
+  into.pixelsIn += c.pixelsIn;
+  into.pixelsOut += c.pixelsOut;
+  into.cpuMs += c.cpuMs;
+  into.processMs += c.processMs;
+  into.queueMs += c.queueMs;
+}
+
+const MINUTE_MS = 60_000;
+
+/** Groups records per tenant, minute, operation and outcome. */
+export function groupRecords(records: readonly MeterRecord[]): UsageGroup[] {
+  const groups = new Map<string, UsageGroup>();
+  for (const r of records) {
+    const minute = Math.floor(r.at / MINUTE_MS) * MINUTE_MS;
+    const outcome = outcomeOf(r.status);
+    const key = `${r.tenant}\u0000${minute}\u0000${r.op}\u0000${outcome}`;
+    let group = groups.get(key);
+    if (!group) {
+      group = { tenant: r.tenant, minute, op: r.op, outcome, ...emptyCounters() };
+      groups.set(key, group);
+    }
+    addRecord(group, r);
+  }
+  return [...groups.values()];
+}
