@@ -1,16 +1,20 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Config } from "../config/schema.js";
+import type { Database } from "../db/database.js";
 import type { Identity } from "../identity/identity.js";
 import type { Actor } from "../identity/model.js";
 import { auditRoutes } from "./audit-routes.js";
 import { keyRoutes } from "./key-routes.js";
 import { tenantRoutes } from "./tenant-routes.js";
+import { usageRoutes } from "./usage-routes.js";
 
 export interface AdminDeps {
   identity: Identity;
   config: Readonly<Config>;
   /** Extra data-plane facts for GET /admin/v1/identity. */
   outboxBacklog: () => Promise<number>;
+  /** Usage reports and cost estimates read the rollups. */
+  db: Database;
 }
 
 declare module "fastify" {
@@ -39,6 +43,7 @@ export async function adminApi(app: FastifyInstance, deps: AdminDeps): Promise<v
       tenantRoutes(admin, deps);
       keyRoutes(admin, deps);
       auditRoutes(admin, deps);
+      usageRoutes(admin, deps);
     },
     { prefix: ADMIN_PREFIX },
   );

@@ -11,6 +11,9 @@ export interface RequestFacts {
   outFormat?: string;
   inSize?: string;
   outSize?: string;
+  /** Pixels decoded (width × height × frames) and written, for metering. */
+  inPixels?: number;
+  outPixels?: number;
   timings?: Record<string, number>;
 }
 

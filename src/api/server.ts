@@ -3,10 +3,13 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import type { Logger } from "pino";
 import { adminApi } from "../admin/admin-api.js";
 import type { Config } from "../config/schema.js";
+import type { Database } from "../db/database.js";
 import { ProblemError } from "../errors/problem.js";
 import type { Identity } from "../identity/identity.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { ResizeService } from "../resize/resize-service.js";
+import type { UsageMeter } from "../usage/meter.js";
+import { usageRoutes } from "../usage/usage-routes.js";
 import { installProblemHandlers, sendProblem } from "./problem-handler.js";
 import { installRequestLog } from "./request-log.js";
 import { formatsRoute } from "./routes/formats.js";
@@ -24,7 +27,11 @@ export interface ApiDeps {
   refreshGauges: () => void;
   isDraining: () => boolean;
   identity: Identity;
+  /** Null when usage metering is off. */
+  meter: UsageMeter | null;
   outboxBacklog: () => Promise<number>;
+  /** The management database: usage reports read its rollups. */
+  db: Database;
 }
 
 const REQUEST_ID = /^[\w.:@-]{1,128}$/;
@@ -75,10 +82,13 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       metrics,
       authenticator,
       maxInputBytes: config.limits.maxInputBytes,
+      meter: deps.meter,
+      anonymous: config.auth.mode === "none",
     }),
   );
   formatsRoute(app, config, authenticator);
-  await adminApi(app, { identity: deps.identity, config, outboxBacklog: deps.outboxBacklog });
+  usageRoutes(app, { db: deps.db, prices: config.usage.prices, authenticator });
+  await adminApi(app, { identity: deps.identity, config, outboxBacklog: deps.outboxBacklog, db: deps.db });
   healthRoutes(app, deps.readiness);
   metricsRoute(app, metrics, deps.refreshGauges);
   problemsRoute(app);

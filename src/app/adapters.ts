@@ -10,9 +10,13 @@ import type { JobDataPath } from "../staging/data-path.js";
 import { LocalDataPath } from "../staging/local-data-path.js";
 import { PendingResults } from "../staging/pending-results.js";
 import { StagingTable } from "../staging/staging-table.js";
+import { MemoryUsageLog } from "../usage/memory-usage-log.js";
+import type { UsageLog } from "../usage/usage-log.js";
 
 /** An identity record is a few hundred bytes; this bounds one far above that. */
 const MAX_IDENTITY_VALUE_BYTES = 16 * 1024;
+/** Sealed batches waiting for the embedded aggregator; beyond it they wait in the spool instead. */
+const USAGE_LOG_CAPACITY = 256;
 
 export interface Adapters {
   nodeId: string;
@@ -23,6 +27,8 @@ export interface Adapters {
   db: Database;
   /** The bucket the identity data plane watches. */
   identityKv: KeyValue;
+  /** Carries sealed usage batches from spools to the aggregator. */
+  usageLog: UsageLog;
   close(): Promise<void>;
 }
 
@@ -43,6 +49,7 @@ export async function createAdapters(config: Readonly<Config>): Promise<Adapters
     maxEntries: config.auth.maxRecords,
     maxValueBytes: MAX_IDENTITY_VALUE_BYTES,
   });
+  const usageLog = new MemoryUsageLog({ capacity: USAGE_LOG_CAPACITY });
   return {
     nodeId: "local",
     queue,
@@ -51,8 +58,10 @@ export async function createAdapters(config: Readonly<Config>): Promise<Adapters
     dataPath: new LocalDataPath(staging, pending),
     db,
     identityKv,
+    usageLog,
     async close() {
       await queue.close();
+      await usageLog.close();
       await identityKv.close();
       await db.close();
     },

@@ -9,6 +9,7 @@ import { outbox } from "../identity/outbox.js";
 import { createMetrics, type Metrics } from "../metrics/metrics.js";
 import { DrainRate } from "../resize/drain-rate.js";
 import { ResizeService } from "../resize/resize-service.js";
+import { startUsage, type Usage } from "../usage/usage.js";
 import { findJemalloc } from "../workers/spawn.js";
 import { WorkerPool } from "../workers/worker-pool.js";
 import { type Adapters, createAdapters } from "./adapters.js";
@@ -26,6 +27,7 @@ export interface ImgfleetNode {
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly identity: Identity;
+  readonly usage: Usage;
   /** Listens on the configured host and port; resolves with the base URL. */
   listen(): Promise<string>;
   /**
@@ -43,7 +45,8 @@ export async function createNode(
 ): Promise<ImgfleetNode> {
   const logger = options.logger ?? createLogger(config);
   const metrics = createMetrics();
-  const unlock = config.database.url ? () => {} : lockDataDir(config.dataDir);
+  // PGlite and the usage spool both live under dataDir: one process per directory.
+  const unlock = lockDataDir(config.dataDir);
   const adapters = await createAdapters(config).catch((error: unknown) => {
     unlock();
     throw error;
@@ -55,6 +58,19 @@ export async function createNode(
     metrics: metrics.identity,
     logger,
   }).catch(async (error: unknown) => {
+    await adapters.close();
+    unlock();
+    throw error;
+  });
+  const usage = await startUsage({
+    config,
+    db: adapters.db,
+    log: adapters.usageLog,
+    nodeId: adapters.nodeId,
+    metrics: metrics.usage,
+    logger,
+  }).catch(async (error: unknown) => {
+    await identity.stop();
     await adapters.close();
     unlock();
     throw error;
@@ -74,7 +90,10 @@ export async function createNode(
   let draining = false;
   let started = false;
   const readiness = (): Readiness => readinessOf({ adapters, pool, config, draining, started, identity });
-  const refreshGauges = () => refreshLiveGauges(metrics, adapters);
+  const refreshGauges = () => {
+    refreshLiveGauges(metrics, adapters);
+    usage.refreshGauges();
+  };
   const api = await buildApi({
     config,
     logger,
@@ -84,7 +103,9 @@ export async function createNode(
     refreshGauges,
     isDraining: () => draining,
     identity,
+    meter: usage.meter,
     outboxBacklog: () => outbox.backlog(adapters.db),
+    db: adapters.db,
   });
   await pool.start();
   started = true;
@@ -100,6 +121,7 @@ export async function createNode(
     metrics,
     logger,
     identity,
+    usage,
     async listen() {
       await api.listen({ host: config.server.host, port: config.server.port });
       const { port } = api.server.address() as AddressInfo;
@@ -120,6 +142,7 @@ export async function createNode(
       }
       const httpClosedMs = Date.now() - stopStarted;
       await pool.stop();
+      await usage.stop();
       await identity.stop();
       await adapters.close();
       unlock();

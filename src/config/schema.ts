@@ -144,7 +144,7 @@ const SpoolSchema = z
     maxBytes: z
       .number()
       .int()
-      .min(MiB)
+      .min(64 * 1024)
       .max(1024 * 1024 * MiB)
       .default(1024 * MiB),
     /** A segment takes no new batch once this size is reached; a segment is deleted when all its batches are committed. */

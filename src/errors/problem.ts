@@ -1,5 +1,10 @@
 import { PROBLEM_TYPES, type ProblemCode, problemTypeUri } from "./problem-types.js";
 
+export interface ProblemSubject {
+  tenant: string;
+  keyId: string;
+}
+
 /** Extra members of a problem document: what was wrong and what to do. */
 export type ProblemExtras = Record<string, string | number | boolean | readonly string[] | undefined>;
 
@@ -16,6 +21,8 @@ export class ProblemError extends Error {
   readonly retryAfterS: number | undefined;
   /** Response headers that belong with this answer (WWW-Authenticate, RateLimit-*). */
   readonly headers: Readonly<Record<string, string>>;
+  /** The authenticated caller a refusal applies to (suspended, over its limits), so it can be logged and metered. */
+  readonly subject: ProblemSubject | undefined;
 
   constructor(
     code: ProblemCode,
@@ -24,6 +31,7 @@ export class ProblemError extends Error {
       extras?: ProblemExtras;
       retryAfterS?: number;
       headers?: Record<string, string>;
+      subject?: ProblemSubject;
       cause?: unknown;
     } = {},
   ) {
@@ -33,6 +41,7 @@ export class ProblemError extends Error {
     this.extras = options.extras ?? {};
     this.retryAfterS = options.retryAfterS;
     this.headers = options.headers ?? {};
+    this.subject = options.subject;
   }
 
   toJSON(instance?: string): ProblemDocument {

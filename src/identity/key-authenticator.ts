@@ -31,14 +31,17 @@ export class KeyAuthenticator implements Authenticator {
     }
     const tenant = this.cache.tenant(key.tenantId);
     if (!tenant || tenant.status === "deleted") throw invalidKey();
+    const subject = { tenant: tenant.id, keyId: key.id };
     if (tenant.status === "suspended") {
-      throw new ProblemError("tenant-suspended", "this account is suspended; contact the service operator");
+      throw new ProblemError("tenant-suspended", "this account is suspended; contact the service operator", {
+        subject,
+      });
     }
     if (!key.scopes.includes(scope)) {
       throw new ProblemError(
         "missing-scope",
         `this API key lacks the '${scope}' scope (it has: ${key.scopes.join(", ") || "none"}); create a key with it`,
-        { extras: { requiredScope: scope } },
+        { extras: { requiredScope: scope }, subject },
       );
     }
     const rate = this.limiter.take(tenant);
@@ -46,14 +49,14 @@ export class KeyAuthenticator implements Authenticator {
       throw new ProblemError(
         "rate-limited",
         `over this account's rate limit of ${tenant.ratePerSecond} requests/s (burst ${tenant.burst}); retry after ${rate.retryAfterS} s`,
-        { retryAfterS: rate.retryAfterS, headers: rate.headers },
+        { retryAfterS: rate.retryAfterS, headers: rate.headers, subject },
       );
     }
     if (!this.limiter.enter(tenant)) {
       throw new ProblemError(
         "too-many-in-flight",
         `this account already has ${tenant.maxInFlight} requests in progress, its limit; wait for one to finish`,
-        { retryAfterS: 1, headers: rate.headers },
+        { retryAfterS: 1, headers: rate.headers, subject },
       );
     }
     let released = false;

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { Database } from "../db/database.js";
 import type { KeyValue } from "../kv/key-value.js";
 import type { IdentityMetrics } from "../metrics/identity-metrics.js";
+import { jitteredBackoffMs } from "../util/backoff.js";
 import { KEY_PREFIX, kvKeyOf, type PublishedValue, TENANT_PREFIX } from "./identity-kv.js";
 import { keyStore } from "./key-store.js";
 import { outbox } from "./outbox.js";
@@ -72,8 +73,7 @@ export class OutboxPublisher {
   #schedule(): void {
     if (this.#stopped) return;
     // Exponential backoff while failing, up to 30 s; jitter keeps a fleet's publishers out of lockstep.
-    const base = Math.min(MAX_BACKOFF_MS, this.deps.pollMs * 2 ** Math.min(this.#failures, 10));
-    const delay = base * (0.75 + Math.random() * 0.5);
+    const delay = jitteredBackoffMs(this.#failures + 1, this.deps.pollMs, MAX_BACKOFF_MS);
     this.#timer = setTimeout(() => void this.poke().finally(() => this.#schedule()), delay);
     this.#timer.unref();
   }

@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { createIdentityMetrics } from "./identity-metrics.js";
+import { createUsageMetrics } from "./usage-metrics.js";
 
 /** Latency buckets in seconds: fine below 100 ms where interactive resizes live, coarse up to the deadline. */
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 0.75, 1, 2.5, 5, 10, 30];
@@ -105,6 +106,7 @@ export function createMetrics() {
       labelNames: ["worker"] as const,
     }),
     identity: createIdentityMetrics(registry),
+    usage: createUsageMetrics(registry),
   };
 }
 

@@ -1,10 +1,13 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { ProblemError } from "../../errors/problem.js";
 import { effectiveMaxInputBytes } from "../../image/tenant-policy.js";
 import type { Metrics } from "../../metrics/metrics.js";
 import type { ResizeResponse, ResizeService } from "../../resize/resize-service.js";
+import type { UsageMeter } from "../../usage/meter.js";
 import { nowMs, roundMs } from "../../util/time.js";
 import type { Authenticator, Principal } from "../authentication.js";
+import { installMetering } from "../metering.js";
 import { readUpload } from "../upload.js";
 
 /** Content types taken as a raw image body; the real format is sniffed from the bytes. */
@@ -15,6 +18,10 @@ export interface ResizeRouteDeps {
   metrics: Metrics;
   authenticator: Authenticator;
   maxInputBytes: number;
+  /** Null when usage metering is off. */
+  meter: UsageMeter | null;
+  /** `auth.mode: none`: requests are metered to the anonymous tenant. */
+  anonymous: boolean;
 }
 
 interface InFlight {
@@ -24,7 +31,8 @@ interface InFlight {
 }
 
 export function resizeRoutes(app: FastifyInstance, deps: ResizeRouteDeps) {
-  const { service, metrics, authenticator, maxInputBytes } = deps;
+  const { service, metrics, authenticator, maxInputBytes, meter } = deps;
+  installMetering(app, meter, deps.anonymous);
   app.addContentTypeParser(
     RAW_BODY_TYPES,
     { parseAs: "buffer", bodyLimit: maxInputBytes },
@@ -46,13 +54,14 @@ export function resizeRoutes(app: FastifyInstance, deps: ResizeRouteDeps) {
       // Authentication and admission run before the body is read: a refused upload costs nothing.
       onRequest: async (request, reply) => {
         const authStarted = nowMs();
-        const principal = authenticator.authenticate(request, "resize");
+        const principal = authenticate(authenticator, request, reply);
         const authMs = nowMs() - authStarted;
         reply.headers(principal.headers);
         if (principal.tenant)
           Object.assign(reply.imgfleet, { tenant: principal.tenant, key: principal.keyId });
         const stagingKey = randomUUID();
         try {
+          meter?.admit();
           service.admit(stagingKey, declaredLength(request), principal.policy);
         } catch (error) {
           principal.release();
@@ -92,6 +101,18 @@ export function resizeRoutes(app: FastifyInstance, deps: ResizeRouteDeps) {
   );
 }
 
+/** Authenticates; a refusal of a known caller (suspended, over its limits) still names it for the log and the meter. */
+function authenticate(authenticator: Authenticator, request: FastifyRequest, reply: FastifyReply): Principal {
+  try {
+    return authenticator.authenticate(request, "resize");
+  } catch (error) {
+    if (error instanceof ProblemError && error.subject) {
+      Object.assign(reply.imgfleet, { tenant: error.subject.tenant, key: error.subject.keyId });
+    }
+    throw error;
+  }
+}
+
 function declaredLength(request: FastifyRequest): number | undefined {
   const header = request.headers["content-length"];
   const n = header === undefined ? Number.NaN : Number(header);
@@ -123,10 +144,14 @@ function sendResult(reply: FastifyReply, result: ResizeResponse, metrics: Metric
   reply.header("etag", result.etag);
   if (result.varyAccept) reply.header("vary", "Accept");
   if (result.kind === "not-modified") return reply.code(304).send();
+  const { info, probe } = result;
   Object.assign(reply.imgfleet, {
-    outFormat: result.info.format,
+    outFormat: info.format,
     outBytes: result.data.length,
-    outSize: `${result.info.width}x${result.info.height}`,
+    outSize: `${info.width}x${info.height}`,
+    // Frames decoded are the frames written: one unless animated output was asked for.
+    inPixels: probe.width * probe.height * info.pages,
+    outPixels: info.width * info.height * info.pages,
   });
   metrics.outputBytes.inc(result.data.length);
   metrics.inputSize.observe(reply.imgfleet.inBytes ?? 0);

@@ -2,10 +2,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { AuditEntry } from "../../identity/audit-log.js";
 import type { ApiKey, Tenant, TenantScope, TenantStatus } from "../../identity/model.js";
 import type { OutputFormat } from "../../image/formats.js";
+import type { CostEstimate, CostSummary } from "../../usage/cost.js";
+import type { UsageReport } from "../../usage/usage-report.js";
 
 // The wire types are the server's own (type-only imports: nothing of the server is loaded),
 // so a change to the admin API's shapes breaks this file's build instead of its output.
-export type { ApiKey, AuditEntry, Tenant };
+export type { ApiKey, AuditEntry, CostEstimate, CostSummary, Tenant, UsageReport };
 
 /** The CLI's exit codes: scripts branch on these, so they never change meaning. */
 export const EXIT = { failed: 1, usage: 2, unreachable: 3, unauthorized: 4 } as const;
@@ -60,6 +62,21 @@ export interface AuditListQuery {
   limit?: number;
 }
 
+export interface UsageQuery {
+  tenant?: string;
+  /** ISO 8601 date-times (or YYYY-MM-DD dates, UTC). */
+  from?: string;
+  to?: string;
+  granularity?: "hour" | "day";
+  by?: "outcome";
+}
+
+export interface CostQuery {
+  tenant?: string;
+  /** YYYY-MM; the current month when absent. */
+  month?: string;
+}
+
 /** A key as issued: the only answer that ever carries its secret. */
 export type IssuedKey = ApiKey & { secret: string };
 export type RotatedKey = IssuedKey & { previous: ApiKey };
@@ -99,6 +116,8 @@ interface Call {
   path: string;
   query?: Query;
   body?: unknown;
+  /** Ask for this media type and return the body as text (JSON otherwise). */
+  text?: string;
 }
 
 /** Connection failures worth one more try for a read: the server or a proxy dropped an idle socket. */
@@ -207,6 +226,27 @@ export class AdminClient {
     return this.#call({ method: "GET", path: "/audit", query: { ...query } });
   }
 
+  usage(query: UsageQuery = {}): Promise<UsageReport> {
+    return this.#call({ method: "GET", path: "/usage", query: { ...query } });
+  }
+
+  /** The same report as CSV text, as the node writes it. */
+  usageCsv(query: UsageQuery = {}): Promise<string> {
+    return this.#call({
+      method: "GET",
+      path: "/usage",
+      query: { ...query, format: "csv" },
+      text: "text/csv",
+    });
+  }
+
+  /** One tenant's estimate when `tenant` is given, otherwise every tenant's with a grand total. */
+  usageCost(query: CostQuery & { tenant: string }): Promise<CostEstimate>;
+  usageCost(query?: CostQuery): Promise<CostEstimate | CostSummary>;
+  usageCost(query: CostQuery = {}): Promise<CostEstimate | CostSummary> {
+    return this.#call({ method: "GET", path: "/usage/cost", query: { ...query } });
+  }
+
   async #call<T>(call: Call): Promise<T> {
     const url = this.#url(call);
     try {
@@ -233,7 +273,9 @@ export class AdminClient {
         signal: deadline.signal,
         headers: {
           authorization: `Bearer ${this.options.adminKey}`,
-          accept: "application/json, application/problem+json",
+          accept: call.text
+            ? `${call.text}, application/problem+json`
+            : "application/json, application/problem+json",
           "user-agent": "imgfleet-cli",
           // No content-type without a body: the node refuses an empty JSON body.
           ...(hasBody ? { "content-type": "application/json" } : {}),
@@ -241,6 +283,7 @@ export class AdminClient {
         body: hasBody ? JSON.stringify(call.body) : undefined,
       });
       const text = await response.text();
+      if (call.text && response.ok) return text as T;
       const json = parseJson(text);
       if (response.ok && json !== undefined) return json as T;
       throw answerError(response, json, `${call.method} ${url}`);
@@ -360,6 +403,12 @@ const FIELD_FLAGS: Record<string, string> = {
   search: "--search",
   since: "--since",
   limit: "--limit",
+  tenant: "--tenant",
+  from: "--from",
+  to: "--to",
+  granularity: "--granularity",
+  by: "--by-outcome",
+  month: "--month",
 };
 
 /** `burst: Too small…` → ` (--burst)`; errors of no known field get nothing. */

@@ -2,13 +2,15 @@ import type { Command } from "commander";
 import { registerAuditCommand } from "./audit-command.js";
 import { registerKeyCommands } from "./key-commands.js";
 import { registerTenantCommands } from "./tenant-commands.js";
+import { registerUsageCommands } from "./usage-commands.js";
 
 /**
- * `tenants`, `keys`, `admin-keys` and `audit`: the admin API over HTTP, so
+ * `tenants`, `keys`, `admin-keys`, `audit` and `usage`: the admin API over HTTP, so
  * they work against any node and never load the server's configuration.
  */
 export function registerAdminCommands(program: Command): void {
   registerTenantCommands(program);
   registerKeyCommands(program);
   registerAuditCommand(program);
+  registerUsageCommands(program);
 }

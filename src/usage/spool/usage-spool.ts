@@ -1,0 +1,263 @@
+/**
+ * The usage spool: an append-only local journal of metered requests that survives a SIGKILL at any
+ * moment once `append` has returned. Records are framed into batches (see frames.ts) in segment files;
+ * the caller seals batches, a shipper sends them on, and segments whose batches are all committed are
+ * deleted. Only the open batch's records are held in memory; sealed batches are indexed by position.
+ */
+import { closeSync, fsyncSync, ftruncateSync, openSync, writeSync } from "node:fs";
+import { open, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { sortableId } from "../../identity/ids.js";
+import { groupRecords, type MeterRecord, type UsageBatch } from "../model.js";
+import { decodeBatch, encodeFrame, type Frame } from "./frames.js";
+import { type RecoveredSpool, recoverSpool, segmentName, syncDir } from "./segments.js";
+
+export interface SpoolOptions {
+  dir: string;
+  /** Goes into UsageBatch.node. */
+  node: string;
+  /** The bound `full` checks. */
+  maxBytes: number;
+  /** After a seal, if the current segment is at least this big, the next batch opens a new segment. */
+  segmentBytes: number;
+  /** always: after every record and seal; seal: after each seal (and the directory on segment changes); never. */
+  fsync: "always" | "seal" | "never";
+  /** For tests. */
+  now?: () => number;
+}
+
+/** Where a sealed batch lies: frames [start, end) of segment `segment`. */
+export interface BatchRef {
+  id: string;
+  segment: number;
+  start: number;
+  end: number;
+  sealedAt: number;
+  records: number;
+}
+
+/** What `open` had to repair, for a log line. */
+export interface SpoolRecovery {
+  truncatedBytes: number;
+  repairedSegments: string[];
+  recoveredBatch: BatchRef | null;
+  droppedEmptyBatch: boolean;
+}
+
+interface Segment {
+  seq: number;
+  size: number;
+  /** Sealed batches in it not yet committed. */
+  pending: number;
+}
+
+interface OpenBatch {
+  id: string;
+  openedAt: number;
+  start: number;
+  records: MeterRecord[];
+}
+
+export class UsageSpool {
+  readonly recovery: SpoolRecovery;
+  private readonly segments = new Map<number, Segment>();
+  private readonly index = new Map<string, BatchRef>();
+  private readonly now: () => number;
+  private current: Segment | null = null;
+  private fd: number | null = null;
+  private batch: OpenBatch | null = null;
+  private nextSeq: number;
+  private totalBytes = 0;
+  private closed = false;
+
+  private constructor(
+    private readonly options: SpoolOptions,
+    recovered: RecoveredSpool,
+  ) {
+    this.now = options.now ?? Date.now;
+    this.recovery = recovered.recovery;
+    this.nextSeq = recovered.nextSeq;
+    for (const { seq, size, batches } of recovered.segments) {
+      this.current = { seq, size, pending: batches.length };
+      this.segments.set(seq, this.current);
+      this.totalBytes += size;
+      for (const ref of batches) this.index.set(ref.id, ref);
+    }
+  }
+
+  /** Creates the directory, scans and repairs every segment, and indexes the sealed batches. */
+  static async open(options: SpoolOptions): Promise<UsageSpool> {
+    const { dir, fsync, now = Date.now } = options;
+    return new UsageSpool(options, await recoverSpool({ dir, fsync, now }));
+  }
+
+  /** Journals one record (opening a batch if none is open); durable against a process crash on return. */
+  append(record: MeterRecord): void {
+    const batch = this.batch ?? this.openBatch();
+    this.write({ t: "r", r: record });
+    batch.records.push(record);
+    if (this.options.fsync === "always") this.sync();
+  }
+
+  /** Seals the open batch; null when none is open. */
+  seal(): UsageBatch | null {
+    const batch = this.batch;
+    const segment = this.current;
+    if (!batch || !segment) return null;
+    if (batch.records.length === 0) return this.dropEmptyBatch(batch, segment);
+    const { id, start } = batch;
+    const sealedAt = this.now();
+    const records = batch.records.length;
+    this.write({ t: "s", b: id, n: records, at: sealedAt });
+    this.batch = null;
+    const ref = { id, segment: segment.seq, start, end: segment.size, sealedAt, records };
+    this.index.set(ref.id, ref);
+    segment.pending += 1;
+    if (this.options.fsync !== "never") this.sync();
+    return this.toBatch(id, sealedAt, batch.records);
+  }
+
+  get openRecords(): number {
+    return this.batch?.records.length ?? 0;
+  }
+
+  get openSince(): number | null {
+    return this.batch?.openedAt ?? null;
+  }
+
+  /** Sealed batches not yet committed, oldest first. */
+  pending(): BatchRef[] {
+    return [...this.index.values()].map((ref) => ({ ...ref }));
+  }
+
+  /** Reads a sealed batch back from its segment. */
+  async readBatch(ref: BatchRef): Promise<UsageBatch> {
+    const file = await open(join(this.options.dir, segmentName(ref.segment)), "r");
+    const buf = Buffer.alloc(ref.end - ref.start);
+    try {
+      const { bytesRead } = await file.read(buf, 0, buf.length, ref.start);
+      const { sealedAt, records } = decodeBatch(buf.subarray(0, bytesRead), ref.id, ref.start);
+      return this.toBatch(ref.id, sealedAt, records);
+    } finally {
+      await file.close();
+    }
+  }
+
+  /** Forgets these batches (unknown ids are ignored) and deletes the segments left with no pending batch. */
+  async markCommitted(ids: Iterable<string>): Promise<{ deletedSegments: number }> {
+    for (const id of ids) {
+      const ref = this.index.get(id);
+      if (!ref) continue;
+      this.index.delete(id);
+      const segment = this.segments.get(ref.segment);
+      if (segment) segment.pending -= 1;
+    }
+    const inUse = this.batch ? this.current : null;
+    const done = [...this.segments.values()].filter((s) => s.pending === 0 && s !== inUse);
+    for (const segment of done) this.forget(segment);
+    await Promise.all(done.map((s) => rm(join(this.options.dir, segmentName(s.seq)), { force: true })));
+    if (done.length > 0 && this.options.fsync !== "never") syncDir(this.options.dir);
+    return { deletedSegments: done.length };
+  }
+
+  /** Total size of the segment files. */
+  get bytes(): number {
+    return this.totalBytes;
+  }
+
+  /** At the bound; `append` still works, the caller is expected to refuse new work. */
+  get full(): boolean {
+    return this.totalBytes >= this.options.maxBytes;
+  }
+
+  oldestPendingSealedAt(): number | null {
+    for (const ref of this.index.values()) return ref.sealedAt;
+    return null;
+  }
+
+  /** Closes the file; seals nothing (an open batch is sealed by the next `open`). */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.closeFd();
+  }
+
+  private openBatch(): OpenBatch {
+    const segment = this.segmentForBatch();
+    const openedAt = this.now();
+    const id = `ub_${sortableId(openedAt)}`;
+    const start = segment.size;
+    this.write({ t: "o", b: id, at: openedAt });
+    this.batch = { id, openedAt, start, records: [] };
+    return this.batch;
+  }
+
+  /** The current segment, or a new one when there is none or it has reached `segmentBytes`. */
+  private segmentForBatch(): Segment {
+    if (this.closed) throw new Error("the usage spool is closed");
+    if (this.current && this.current.size < this.options.segmentBytes) return this.current;
+    this.closeFd();
+    const seq = this.nextSeq++;
+    this.fd = openSync(join(this.options.dir, segmentName(seq)), "a");
+    if (this.options.fsync !== "never") syncDir(this.options.dir);
+    this.current = { seq, size: 0, pending: 0 };
+    this.segments.set(seq, this.current);
+    return this.current;
+  }
+
+  /** Appends one frame with one write; a failed or short write is cut off again so later frames stay readable. */
+  private write(frame: Frame): void {
+    const segment = this.current;
+    if (!segment || this.closed) throw new Error("the usage spool is closed");
+    this.fd ??= openSync(join(this.options.dir, segmentName(segment.seq)), "a");
+    const bytes = encodeFrame(frame);
+    try {
+      const written = writeSync(this.fd, bytes);
+      if (written !== bytes.length)
+        throw new Error(`short write to the usage spool (${written} of ${bytes.length})`);
+    } catch (err) {
+      this.cutBack(segment.size);
+      throw err;
+    }
+    segment.size += bytes.length;
+    this.totalBytes += bytes.length;
+  }
+
+  private cutBack(size: number): void {
+    try {
+      if (this.fd !== null) ftruncateSync(this.fd, size);
+    } catch {
+      // The frame stays torn; the next open truncates it and whatever follows.
+    }
+  }
+
+  private sync(): void {
+    if (this.fd !== null) fsyncSync(this.fd);
+  }
+
+  /** Only after a record's write failed right after its batch's "o" frame: the frame is cut off again. */
+  private dropEmptyBatch(batch: OpenBatch, segment: Segment): null {
+    this.cutBack(batch.start);
+    this.totalBytes -= segment.size - batch.start;
+    segment.size = batch.start;
+    this.batch = null;
+    return null;
+  }
+
+  private forget(segment: Segment): void {
+    this.segments.delete(segment.seq);
+    this.totalBytes -= segment.size;
+    if (segment !== this.current) return;
+    this.closeFd();
+    this.current = null;
+  }
+
+  private closeFd(): void {
+    if (this.fd === null) return;
+    closeSync(this.fd);
+    this.fd = null;
+  }
+
+  private toBatch(id: string, sealedAt: number, records: MeterRecord[]): UsageBatch {
+    return { id, node: this.options.node, sealedAt, groups: groupRecords(records), records };
+  }
+}
