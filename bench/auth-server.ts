@@ -1,5 +1,5 @@
 /**
- * The authenticated imgfleet of the auth phase: auth.mode=keys on a fresh
+ * The authenticated imgfleet of the auth phase: auth.mode=keys (metering on) on a fresh
  * data directory, set up the way an operator would (bootstrap admin key from
  * the first start's banner, a tenant, an API key with the resize scope).
  */
@@ -76,7 +76,7 @@ async function untilKeyAccepted(server: RunningServer, workload: Workload, file:
 /** Started, provisioned, and answering `workload` with the expected JPEG when sent the API key. */
 export async function startAuthenticatedImgfleet(workload: Workload, file: string): Promise<RunningServer> {
   const watch = adminKeyWatch();
-  const server = await startImgfleet({ name: "imgfleet-auth", authMode: "keys", onStderrLine: watch.onLine });
+  const server = await startImgfleet({ name: "imgfleet-auth", onStderrLine: watch.onLine });
   const adminKey = await withTimeout(
     watch.key,
     BANNER_TIMEOUT_MS,

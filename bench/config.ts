@@ -30,15 +30,24 @@ export const WORKLOADS: readonly Workload[] = [
 
 const DEFAULT_CONCURRENCY = [1, 4, 16];
 
-/** The workload of the auth phase: the smallest output, so per-request overhead weighs most. */
-export const AUTH_WORKLOAD = WORKLOADS[2] as Workload;
-
 /**
  * `ceiling`: imgfleet (auth.mode=none) against the ceiling, the process
- * boundary and sharp alone. `auth`: imgfleet with API keys against imgfleet without.
+ * boundary and sharp alone. `auth`: imgfleet with API keys against imgfleet
+ * without. `metering`: imgfleet metering usage against imgfleet not metering.
  */
-export const PHASES = ["ceiling", "auth"] as const;
+export const PHASES = ["ceiling", "auth", "metering"] as const;
 export type Phase = (typeof PHASES)[number];
+/** Phases that compare a variant of imgfleet (a feature on) with a baseline (it off). */
+export type ComparisonPhase = Exclude<Phase, "ceiling">;
+
+/**
+ * The workload of each comparison: W3, the smallest output, so that
+ * per-request overhead (key check, meter record) weighs most.
+ */
+export const COMPARISON_WORKLOADS: Readonly<Record<ComparisonPhase, Workload>> = {
+  auth: WORKLOADS[2] as Workload,
+  metering: WORKLOADS[2] as Workload,
+};
 
 export interface BenchConfig {
   corpusDir: string;
@@ -58,6 +67,13 @@ export interface BenchConfig {
   phases: Phase[];
   /** Alternations (without auth, then with) per concurrency in the auth phase. */
   authRounds: number;
+  /** Alternations (unmetered, then metered) per concurrency in the metering phase. */
+  meteringRounds: number;
+}
+
+/** Alternations (baseline, then variant) per concurrency of a comparison phase. */
+export function roundsOf(config: BenchConfig, phase: ComparisonPhase): number {
+  return phase === "auth" ? config.authRounds : config.meteringRounds;
 }
 
 function number(name: string, fallback: number, min: number): number {
@@ -115,7 +131,8 @@ function neededWorkloads(config: BenchConfig): Set<Workload> {
   const needed = new Set<Workload>();
   if (config.phases.includes("ceiling"))
     for (const w of [WORKLOADS[0] as Workload, ...config.workloads]) needed.add(w);
-  if (config.phases.includes("auth")) needed.add(AUTH_WORKLOAD);
+  for (const [phase, workload] of Object.entries(COMPARISON_WORKLOADS))
+    if ((config.phases as string[]).includes(phase)) needed.add(workload);
   return needed;
 }
 
@@ -134,6 +151,7 @@ export function loadConfig(argv: string[]): BenchConfig {
     retries: Math.floor(number("BENCH_RETRIES", 2, 0)),
     phases: phases(),
     authRounds: Math.floor(number("BENCH_AUTH_ROUNDS", 3, 1)),
+    meteringRounds: Math.floor(number("BENCH_METERING_ROUNDS", 3, 1)),
   };
   for (const w of neededWorkloads(config)) {
     const path = corpusFile(config, w);

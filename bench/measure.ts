@@ -7,6 +7,7 @@ import { collectTimings } from "./request-log.js";
 import { sampleRss } from "./rss.js";
 import type { RunningServer } from "./servers.js";
 import type { CpuShare, Measurement, Workload } from "./types.js";
+import { describeUsage, usageAfterRun } from "./usage.js";
 
 /** CPU milliseconds per successful response, from a share of all cores. */
 function msPerOk(sharePct: number, okRps: number): number {
@@ -19,7 +20,8 @@ function perRequest(cpu: CpuShare, okRps: number) {
 
 /**
  * Warm-up, then one measured run: the server's process tree sampled for RSS,
- * the machine's CPU split, and (imgfleet) its request log's timings.
+ * the machine's CPU split, and (imgfleet) its request log's timings and its
+ * usage pipeline, waited for until drained: the server is left quiet.
  */
 export async function measure(
   config: BenchConfig,
@@ -40,22 +42,26 @@ export async function measure(
   );
   const cpu = cpuWatch.stop();
   const rss = sampler.stop();
+  const usage = server.name === "ceiling" ? undefined : await usageAfterRun(server);
   await waitQuiet(server.pid);
   const timings = log.stop();
   const load = summarize(result);
   const cpuMsPerOk = perRequest(cpu, load.okRps);
   const measured = { server: server.name, workload: workload.id, concurrency, load, rss, cpu, cpuMsPerOk };
-  return server.name === "ceiling" ? measured : { ...measured, serverTimings: timings };
+  return server.name === "ceiling" ? measured : { ...measured, serverTimings: timings, usage };
 }
+
+const INDENT = "\n                ";
 
 function split(m: Measurement): string {
   const t = m.serverTimings;
   if (!t) return "";
   const busy = t.processSumMs / (m.load.durationS * 1000);
   return [
-    `\n           p50 in imgfleet: auth ${t.auth.p50}, probe ${t.probe.p50}, queue ${t.queue.p50}, process ${t.process.p50}`,
+    `${INDENT}p50 in imgfleet: auth ${t.auth.p50}, probe ${t.probe.p50}, queue ${t.queue.p50}, process ${t.process.p50}`,
     ` (worker cpu ${t.cpu.p50}), other ${t.other.p50}, total ${t.total.p50} ms;`,
     ` workers busy ${busy.toFixed(2)} on average; API process ${m.cpuMsPerOk.serverMain} ms cpu/request`,
+    m.usage ? `${INDENT}${describeUsage(m.usage)}` : "",
   ].join("");
 }
 
@@ -66,5 +72,5 @@ export function describe(m: Measurement): string {
   const ops = `${load.okRps.toFixed(1).padStart(6)} ops/s  p50 ${load.latencyMs.p50} ms  p99 ${load.latencyMs.p99} ms`;
   const mem = `rss ${rss.peakMb} MB (${rss.perProcessMb.join(" + ")})`;
   const used = `cpu ${cpu.serverPct}% (${m.cpuMsPerOk.server} ms/request) other ${cpu.otherPct}% steal ${cpu.stealPct}%`;
-  return `${m.server.padEnd(13)} ${ops}  ${mem}  ${used}${flag}${split(m)}`;
+  return `${m.server.padEnd(18)} ${ops}  ${mem}  ${used}${flag}${split(m)}`;
 }

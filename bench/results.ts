@@ -4,6 +4,7 @@ import { cpus, loadavg, totalmem } from "node:os";
 import { resolve } from "node:path";
 import sharp from "sharp";
 import { type BenchConfig, PROJECT_ROOT, RESULTS_DIR } from "./config.js";
+import { IMGFLEET_OVERRIDES } from "./servers.js";
 
 function packageVersion(name: string): string {
   const path = resolve(PROJECT_ROOT, "node_modules", name, "package.json");
@@ -59,9 +60,13 @@ export function settings(config: BenchConfig) {
     retries: config.retries,
     phases: config.phases,
     authRounds: config.authRounds,
+    meteringRounds: config.meteringRounds,
     imgfleetEnv: imgfleetEnv(),
-    /** Set by the harness per server, over imgfleetEnv; each also gets its own empty temporary --data-dir. */
-    imgfleetOverrides: { imgfleet: { "auth.mode": "none" }, "imgfleet-auth": { "auth.mode": "keys" } },
+    /**
+     * Set by the harness per server, over imgfleetEnv; each also gets its own empty temporary --data-dir.
+     * Every server's effective configuration (`imgfleet config print`) is kept with it (`config`).
+     */
+    imgfleetOverrides: IMGFLEET_OVERRIDES,
   };
 }
 

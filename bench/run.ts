@@ -1,62 +1,63 @@
 /**
  * `npm run bench`: imgfleet against the ceiling (a bare node:http + sharp
  * server) on three workloads at fixed concurrencies, plus what the process
- * boundary costs and what sharp alone does; then what API keys cost (imgfleet
- * with auth against without). See bench/README.md.
+ * boundary costs and what sharp alone does; then what features cost, each
+ * imgfleet with the feature against without: API keys, usage metering.
+ * See bench/README.md.
  */
 import { loadavg } from "node:os";
-import { runAuthPhase } from "./auth-phase.js";
-import { startAuthenticatedImgfleet, UNBOUNDED_TENANT } from "./auth-server.js";
+import { authPhase } from "./auth-phase.js";
 import { boundaryCost } from "./boundary.js";
-import { AUTH_WORKLOAD, type BenchConfig, corpusFile, loadConfig, WORKLOADS } from "./config.js";
+import { type BenchConfig, COMPARISON_WORKLOADS, corpusFile, loadConfig, WORKLOADS } from "./config.js";
 import { noisePct, watchCpu } from "./cpu.js";
 import { checkWorkload } from "./http.js";
 import { sharpRate } from "./inprocess.js";
 import { runMatrix, type Servers } from "./matrix.js";
+import { meteringPhase } from "./metering-phase.js";
 import { installCleanup, stopAll, wasInterrupted } from "./procs.js";
-import { authTable, boundaryReport, cpuTable, sharpRateReport, table, targetsReport } from "./report.js";
+import {
+  authReport,
+  boundaryReport,
+  cpuTable,
+  meteringReport,
+  sharpRateReport,
+  table,
+  targetsReport,
+} from "./report.js";
 import { machineInfo, settings, sourceInfo, writeResults } from "./results.js";
-import { type RunningServer, startCeiling, startImgfleet } from "./servers.js";
+import { serverInfo, startCeiling, startImgfleet } from "./servers.js";
 import { checkTargets } from "./targets.js";
 import type { Workload } from "./types.js";
 
 const say = (text: string) => process.stdout.write(`${text}\n`);
 const W1 = WORKLOADS[0] as Workload;
 
-function parsedLines(lines: string[]): unknown[] {
-  return lines.flatMap((line) => {
-    try {
-      return [JSON.parse(line) as unknown];
-    } catch {
-      return [line];
-    }
-  });
-}
-
-/** Workloads imgfleet without auth will be sent: the matrix's, and the auth phase's. */
+/** Workloads the matrix's imgfleet will be sent: the matrix's, and the auth phase's (it is its baseline). */
 function plainWorkloads(config: BenchConfig): Workload[] {
   const ceiling = config.phases.includes("ceiling") ? config.workloads : [];
-  const auth = config.phases.includes("auth") ? [AUTH_WORKLOAD] : [];
+  const auth = config.phases.includes("auth") ? [COMPARISON_WORKLOADS.auth] : [];
   return [...new Set([...ceiling, ...auth])];
 }
 
 /**
- * imgfleet with auth.mode=none (figures stay comparable with runs from before
- * API keys) and, for the ceiling phase, the ceiling: both up and answering
- * every workload they will get with the expected JPEG.
+ * For the ceiling and auth phases: imgfleet with auth.mode=none (figures stay
+ * comparable with runs from before API keys) and metering on (its default,
+ * stated explicitly) and, for the ceiling phase, the ceiling: both up and
+ * answering every workload they will get with the expected JPEG.
  */
 async function startServers(config: BenchConfig) {
   const wantCeiling = config.phases.includes("ceiling");
+  const wantImgfleet = wantCeiling || config.phases.includes("auth");
   const [ceiling, imgfleet] = await Promise.all([
     wantCeiling ? startCeiling() : null,
-    startImgfleet({ name: "imgfleet", authMode: "none" }),
+    wantImgfleet ? startImgfleet({ name: "imgfleet" }) : null,
   ]);
   if (ceiling) say(`ceiling  pid ${ceiling.pid} at ${ceiling.url}`);
-  say(`imgfleet pid ${imgfleet.pid} at ${imgfleet.url} (auth.mode=none)`);
-  for (const workload of plainWorkloads(config)) {
+  if (imgfleet) say(`imgfleet pid ${imgfleet.pid} at ${imgfleet.url} (auth.mode=none, usage.enabled=true)`);
+  for (const workload of imgfleet ? plainWorkloads(config) : []) {
     if (ceiling && config.workloads.includes(workload))
       await checkWorkload(ceiling, workload, corpusFile(config, workload));
-    await checkWorkload(imgfleet, workload, corpusFile(config, workload));
+    if (imgfleet) await checkWorkload(imgfleet, workload, corpusFile(config, workload));
   }
   return { ceiling, imgfleet };
 }
@@ -89,51 +90,37 @@ async function ceilingPhase(config: BenchConfig, servers: Servers) {
 }
 
 /**
- * A second imgfleet, with API keys, started only now so that it sits idle
- * through nothing the ceiling phase measures; then both alternated under W3.
+ * Everything measured, servers stopped at the end: the ceiling phase, the
+ * auth phase (its baseline is the matrix's imgfleet), then, with those
+ * stopped so that no idle server's background work (metering's timers) falls
+ * on it, the metering phase on two imgfleets of its own.
  */
-async function authPhase(config: BenchConfig, withoutAuth: RunningServer) {
-  say(`\nauth phase: ${AUTH_WORKLOAD.id}, ${config.authRounds} rounds of (without auth, with auth)`);
-  const withAuth = await startAuthenticatedImgfleet(AUTH_WORKLOAD, corpusFile(config, AUTH_WORKLOAD));
-  say(`imgfleet-auth pid ${withAuth.pid} at ${withAuth.url} (auth.mode=keys, one tenant, one API key)`);
-  const comparisons = await runAuthPhase(config, { withoutAuth, withAuth }, AUTH_WORKLOAD);
-  return {
-    workload: AUTH_WORKLOAD.id,
-    rounds: config.authRounds,
-    tenantLimits: UNBOUNDED_TENANT,
-    startup: parsedLines(withAuth.startupLines),
-    comparisons,
-  };
-}
-
-/** Everything measured, servers stopped at the end. */
 async function measureAll(config: BenchConfig) {
   const { ceiling, imgfleet } = await startServers(config);
-  const compared = ceiling
-    ? await ceilingPhase(config, { ceiling, imgfleet })
-    : { pairs: [], boundary: null };
-  const auth = config.phases.includes("auth") ? await authPhase(config, imgfleet) : null;
-  const imgfleetInfo = {
-    startup: parsedLines(imgfleet.startupLines),
-    logLines: imgfleet.stdoutLines(),
-  };
+  const compared =
+    ceiling && imgfleet ? await ceilingPhase(config, { ceiling, imgfleet }) : { pairs: [], boundary: null };
+  const auth = imgfleet && config.phases.includes("auth") ? await authPhase(config, imgfleet) : undefined;
+  const imgfleetInfo = imgfleet ? serverInfo(imgfleet) : null;
+  await stopAll();
+  const metering = config.phases.includes("metering") ? await meteringPhase(config) : undefined;
   await stopAll();
   const file = corpusFile(config, W1);
   const rate = ceiling
     ? await watched(config, "the sharp-only rate", () => sharpRate(file, W1.query, 4, config.sharpSeconds))
     : null;
-  return { imgfleet: imgfleetInfo, ...compared, sharpInProcess: rate, auth };
+  return { imgfleet: imgfleetInfo, ...compared, sharpInProcess: rate, comparisons: { auth, metering } };
 }
 
 /** The tables and reports of the phases that ran. */
 function report(measured: Awaited<ReturnType<typeof measureAll>>): string {
-  const { pairs, boundary, sharpInProcess, auth } = measured;
+  const { pairs, boundary, sharpInProcess, comparisons } = measured;
   const parts: string[] = [];
   if (pairs.length > 0)
     parts.push(table(pairs), `CPU per successful response (all cores):\n${cpuTable(pairs)}`);
   if (boundary) parts.push(boundaryReport(boundary.value));
   if (sharpInProcess) parts.push(sharpRateReport(sharpInProcess.value));
-  if (auth) parts.push(authTable(auth.comparisons));
+  if (comparisons.auth) parts.push(authReport(comparisons.auth));
+  if (comparisons.metering) parts.push(meteringReport(comparisons.metering));
   return parts.join("\n\n");
 }
 
@@ -148,7 +135,7 @@ async function main(): Promise<number> {
   const load = loadavg()[0] ?? 0;
   if (load > 0.5) say(`  WARNING: load average ${load.toFixed(2)} at start; numbers may be noisy`);
   const measured = await measureAll(config);
-  const targets = checkTargets(measured.pairs, measured.auth?.comparisons ?? null);
+  const targets = checkTargets(measured.pairs, measured.comparisons);
   say(`\n${report(measured)}\n\n${targetsReport(targets)}`);
   const finishedAt = new Date().toISOString();
   const path = writeResults(

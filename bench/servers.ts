@@ -1,9 +1,10 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { resolve } from "node:path";
+import { promisify } from "node:util";
 import { BENCH_DIR, PROJECT_ROOT } from "./config.js";
 import { freshDataDir, removeDataDir } from "./data-dirs.js";
 import { drainLines, spawnTs, stopChild, track } from "./procs.js";
-import type { ServerName } from "./types.js";
+import type { ImgfleetName, ServerName } from "./types.js";
 
 const START_TIMEOUT_MS = 30_000;
 
@@ -16,6 +17,8 @@ export interface RunningServer {
   startupLines: string[];
   /** Sent with every request to this server (the authenticated imgfleet: its API key). */
   headers: Record<string, string>;
+  /** imgfleet only: what the harness set, and the configuration it started with (`imgfleet config print`). */
+  imgfleet?: { overrides: ImgfleetOverrides; config: unknown };
   /** Lines read from stdout so far: the pipe is drained for the whole life of the process. */
   stdoutLines(): number;
   /** Hands every later stdout line to `listener` until the returned function is called. */
@@ -92,43 +95,110 @@ async function started(
   }
 }
 
-export type AuthMode = "none" | "keys";
+/** Config keys the harness sets on an imgfleet, over any IMGFLEET_* variable of the shell. */
+export interface ImgfleetOverrides {
+  "auth.mode": "none" | "keys";
+  "usage.enabled": boolean;
+}
+
+/**
+ * Every imgfleet the harness starts, and what it sets on it. Set explicitly,
+ * defaults included, so that the shell's IMGFLEET_AUTH__MODE or
+ * IMGFLEET_USAGE__ENABLED cannot change what a phase measures. Metering is on
+ * (its default) everywhere but on the metering phase's baseline.
+ */
+export const IMGFLEET_OVERRIDES: Readonly<Record<ImgfleetName, ImgfleetOverrides>> = {
+  /** The matrix (against the ceiling) and the auth phase's baseline. */
+  imgfleet: { "auth.mode": "none", "usage.enabled": true },
+  /** The auth phase's variant. */
+  "imgfleet-auth": { "auth.mode": "keys", "usage.enabled": true },
+  /** The metering phase's baseline, */
+  "imgfleet-unmetered": { "auth.mode": "none", "usage.enabled": false },
+  /** and its variant: requests metered to the tenant `anonymous`. */
+  "imgfleet-metered": { "auth.mode": "none", "usage.enabled": true },
+};
+
+const overrideEnv = (o: ImgfleetOverrides) => ({
+  IMGFLEET_AUTH__MODE: o["auth.mode"],
+  IMGFLEET_USAGE__ENABLED: String(o["usage.enabled"]),
+});
+
+const IMGFLEET_ENTRY = resolve(PROJECT_ROOT, "dist/cli/main.js");
+
+/** What `imgfleet config print` says for the same flags and environment: the configuration the server starts with. */
+async function effectiveConfig(flags: string[], env: NodeJS.ProcessEnv): Promise<unknown> {
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [IMGFLEET_ENTRY, "config", "print", ...flags],
+    {
+      cwd: PROJECT_ROOT,
+      env,
+    },
+  );
+  return JSON.parse(stdout) as unknown;
+}
 
 export interface ImgfleetOptions {
-  name: Exclude<ServerName, "ceiling">;
-  /** `none` for the comparison with the ceiling (as measured before API keys existed); `keys` for the auth phase. */
-  authMode: AuthMode;
+  name: ImgfleetName;
   /** Sees stderr from the first byte: the bootstrap banner may be read before the listening line is. */
   onStderrLine?: (line: string) => void;
 }
 
 /**
  * imgfleet as shipped: compiled entry point, any free port, default log level
- * (info), its own empty data directory, removed once the process has exited.
- * auth.mode is set explicitly so an IMGFLEET_AUTH__MODE in the shell cannot
- * change what a phase measures.
+ * (info), its own empty data directory, removed once the process has exited;
+ * IMGFLEET_OVERRIDES of its name set in its environment.
  */
-export function startImgfleet(options: ImgfleetOptions): Promise<RunningServer> {
-  const entry = resolve(PROJECT_ROOT, "dist/cli/main.js");
+export async function startImgfleet(options: ImgfleetOptions): Promise<RunningServer> {
+  const overrides = IMGFLEET_OVERRIDES[options.name];
   const dataDir = freshDataDir();
-  const args = [entry, "start", "--port", "0", "--host", "127.0.0.1", "--data-dir", dataDir];
+  const flags = ["--port", "0", "--host", "127.0.0.1", "--data-dir", dataDir];
+  const env = { ...process.env, ...overrideEnv(overrides) };
+  const config = await effectiveConfig(flags, env).catch((error: unknown) => {
+    removeDataDir(dataDir);
+    throw error;
+  });
   const child = track(
-    spawn(process.execPath, args, {
+    spawn(process.execPath, [IMGFLEET_ENTRY, "start", ...flags], {
       cwd: PROJECT_ROOT,
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, IMGFLEET_AUTH__MODE: options.authMode },
+      env,
     }),
   );
   child.once("exit", () => removeDataDir(dataDir));
-  return started(
+  const server = await started(
     options.name,
     child,
     (p) => typeof p.msg === "string" && p.msg.startsWith("imgfleet listening on"),
     options.onStderrLine,
   );
+  return { ...server, imgfleet: { overrides, config } };
 }
 
 export function startCeiling(): Promise<RunningServer> {
   const child = spawnTs(resolve(BENCH_DIR, "ceiling-server.ts"), []);
   return started("ceiling", child, () => true);
 }
+
+function parsedLines(lines: string[]): unknown[] {
+  return lines.flatMap((line) => {
+    try {
+      return [JSON.parse(line) as unknown];
+    } catch {
+      return [line];
+    }
+  });
+}
+
+/** A server as the results keep it: what the harness set, the effective config, its log up to listening. */
+export function serverInfo(server: RunningServer) {
+  return {
+    name: server.name,
+    overrides: server.imgfleet?.overrides ?? null,
+    config: server.imgfleet?.config ?? null,
+    startup: parsedLines(server.startupLines),
+    logLines: server.stdoutLines(),
+  };
+}
+
+export type ServerInfo = ReturnType<typeof serverInfo>;

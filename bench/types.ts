@@ -1,7 +1,12 @@
 /** Shared shapes of the benchmark harness. */
 
-/** `imgfleet` runs with auth.mode=none; `imgfleet-auth` with API keys (the auth phase). */
-export type ServerName = "ceiling" | "imgfleet" | "imgfleet-auth";
+/**
+ * `imgfleet`: auth.mode=none, metering on (the matrix, and the auth phase's baseline);
+ * `imgfleet-auth`: with API keys (the auth phase's variant); `imgfleet-unmetered` and
+ * `imgfleet-metered`: usage.enabled false and true (the metering phase).
+ */
+export type ServerName = "ceiling" | ImgfleetName;
+export type ImgfleetName = "imgfleet" | "imgfleet-auth" | "imgfleet-unmetered" | "imgfleet-metered";
 
 export interface Workload {
   id: string;
@@ -83,6 +88,42 @@ export interface Measurement {
   cpuMsPerOk: { server: number; serverMain: number };
   /** imgfleet servers only. */
   serverTimings?: ServerTimings;
+  /** imgfleet servers only: its usage pipeline (from /metrics) when the run ended, and once drained. */
+  usage?: UsageAfterRun;
+}
+
+/** The `imgfleet_usage_*` series of one /metrics scrape (labelled series summed). */
+export interface UsageSnapshot {
+  spoolBytes: number;
+  spoolCapacityBytes: number;
+  /** Records in the open batch: journaled, not sealed yet. */
+  recordsBuffered: number;
+  /** Age of the oldest sealed batch the database has not committed; 0 when none. */
+  oldestUncommittedAgeS: number;
+  batchesSealed: number;
+  batchesShipped: number;
+  batchesReshipped: number;
+  segmentsDeleted: number;
+  shipErrors: number;
+  batchesAggregated: number;
+  duplicateBatches: number;
+  aggregateErrors: number;
+  /** Records not kept: unbilled work. */
+  recordsDropped: number;
+  /** Mean seal-to-commit time of the batches aggregated so far (NaN before the first). */
+  aggregationLagMeanS: number;
+}
+
+/**
+ * The usage pipeline after one measured run: as the run ended, and after the
+ * harness waited for the open batch to be sealed and every sealed batch
+ * committed, so that none of it falls on the next measurement.
+ */
+export interface UsageAfterRun {
+  atEnd: UsageSnapshot;
+  drained: UsageSnapshot;
+  /** From the run's end until drained; null when it had not drained within the harness's limit. */
+  drainMs: number | null;
 }
 
 export interface Pair {
@@ -128,11 +169,11 @@ export interface TargetCheck {
   detail: string;
 }
 
-/** One alternation of the auth phase: imgfleet without auth, then with, back to back. */
-export interface AuthRound {
-  withoutAuth: Measurement;
-  withAuth: Measurement;
-  /** with / without, 2xx per second. */
+/** One alternation of a comparison: the baseline server, then the variant, back to back. */
+export interface Round {
+  baseline: Measurement;
+  variant: Measurement;
+  /** variant / baseline, 2xx per second. */
   ratio: number;
   attempts: number;
   noisy: string | null;
@@ -144,22 +185,58 @@ export interface MedianLatency {
   p99: number;
 }
 
-/** imgfleet with API keys against imgfleet without, one concurrency, over all rounds. */
-export interface AuthComparison {
+/** CPU ms per successful response, medians over the rounds: the server's whole tree, and its main (API) process. */
+export interface MedianCpu {
+  server: number;
+  serverMain: number;
+}
+
+/**
+ * A variant of imgfleet (a feature on) against a baseline (it off), one
+ * workload at one concurrency, over all rounds. `X`: figures only this
+ * feature has (the auth step; the usage pipeline).
+ */
+export interface Comparison<X = unknown> {
+  phase: string;
   workload: string;
   concurrency: number;
-  rounds: AuthRound[];
+  rounds: Round[];
   /** 2xx responses over seconds, summed over the rounds. */
-  withoutAuthOkRps: number;
-  withAuthOkRps: number;
-  /** withAuthOkRps / withoutAuthOkRps: the figure the target is about. */
+  baselineOkRps: number;
+  variantOkRps: number;
+  /** variantOkRps / baselineOkRps: the figure the target is about. */
   ratio: number;
-  withoutAuthLatencyMs: MedianLatency;
-  withAuthLatencyMs: MedianLatency;
-  /** The `auth` step of Server-Timing (request log) of the authenticated server. */
-  authStepMs: MedianLatency;
+  baselineLatencyMs: MedianLatency;
+  variantLatencyMs: MedianLatency;
+  baselineCpuMsPerOk: MedianCpu;
+  variantCpuMsPerOk: MedianCpu;
+  extra: X;
   /** Set when any kept round ran beside too much foreign CPU. */
   noisy: string | null;
-  /** Set when any kept round had failed requests. */
+  /** Set when any kept round had failed requests, or the feature found a fault (records dropped). */
   flagged: string | null;
+}
+
+/** The auth phase's own figures. */
+export interface AuthExtra {
+  /** The `auth` step of Server-Timing (request log) of the authenticated server: key check and tenant limits. */
+  authStepMs: MedianLatency;
+}
+
+/** The metering phase's own figures: the metered server's usage pipeline over one concurrency's kept rounds. */
+export interface MeteringExtra {
+  /** Largest spool as a run ended. */
+  spoolBytesAtEndMax: number | null;
+  /** Largest count of journaled, unsealed records as a run ended. */
+  recordsUnsealedAtEndMax: number | null;
+  /** Slowest drain after a run (null when a run did not drain within the harness's limit). */
+  drainMsMax: number | null;
+  undrainedRounds: number;
+  /** Cumulative counters of the metered server after the last round, drained. */
+  batchesSealed: number | null;
+  recordsDropped: number | null;
+  duplicateBatches: number | null;
+  shipErrors: number | null;
+  /** Batches the unmetered server sealed: 0, or usage.enabled=false was not honoured. */
+  baselineBatchesSealed: number | null;
 }

@@ -1,12 +1,15 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Config } from "../config/schema.js";
 import type { Database } from "../db/database.js";
+import type { LiveNode } from "../fleet/discovery.js";
 import type { Identity } from "../identity/identity.js";
 import type { Actor } from "../identity/model.js";
+import { deadLetters } from "../queue/dead-letters.js";
 import { auditRoutes } from "./audit-routes.js";
 import { keyRoutes } from "./key-routes.js";
 import { tenantRoutes } from "./tenant-routes.js";
 import { usageRoutes } from "./usage-routes.js";
+import { DeadLetterQuery, parseInput } from "./validation.js";
 
 export interface AdminDeps {
   identity: Identity;
@@ -15,6 +18,8 @@ export interface AdminDeps {
   outboxBacklog: () => Promise<number>;
   /** Usage reports and cost estimates read the rollups. */
   db: Database;
+  /** The fleet as discovery sees it. */
+  nodes: () => Promise<LiveNode[]>;
 }
 
 declare module "fastify" {
@@ -43,6 +48,11 @@ export async function adminApi(app: FastifyInstance, deps: AdminDeps): Promise<v
       tenantRoutes(admin, deps);
       keyRoutes(admin, deps);
       auditRoutes(admin, deps);
+      admin.get("/nodes", async () => ({ items: await deps.nodes() }));
+      admin.get("/dead-letters", async (request) => {
+        const { limit } = parseInput(DeadLetterQuery, request.query, "query");
+        return { items: await deadLetters.list(deps.db, limit) };
+      });
       usageRoutes(admin, deps);
     },
     { prefix: ADMIN_PREFIX },

@@ -124,3 +124,7 @@ function partial<T extends Record<string, z.ZodType>>(shape: T): { [K in keyof T
     [K in keyof T]: z.ZodOptional<T[K]>;
   };
 }
+
+export const DeadLetterQuery = z
+  .object({ limit: z.coerce.number().int().min(1).max(1000).default(100) })
+  .strict();

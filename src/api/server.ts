@@ -5,6 +5,7 @@ import { adminApi } from "../admin/admin-api.js";
 import type { Config } from "../config/schema.js";
 import type { Database } from "../db/database.js";
 import { ProblemError } from "../errors/problem.js";
+import type { LiveNode } from "../fleet/discovery.js";
 import type { Identity } from "../identity/identity.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { ResizeService } from "../resize/resize-service.js";
@@ -14,6 +15,7 @@ import { installProblemHandlers, sendProblem } from "./problem-handler.js";
 import { installRequestLog } from "./request-log.js";
 import { formatsRoute } from "./routes/formats.js";
 import { healthRoutes, type Readiness } from "./routes/health.js";
+import { type InternalDeps, internalRoutes } from "./routes/internal.js";
 import { metricsRoute } from "./routes/metrics.js";
 import { problemsRoute } from "./routes/problems.js";
 import { resizeRoutes } from "./routes/resize.js";
@@ -29,6 +31,12 @@ export interface ApiDeps {
   identity: Identity;
   /** Null when usage metering is off. */
   meter: UsageMeter | null;
+  /** API role: serve /v1 and /admin/v1. Other roles serve only health, metrics and problem types. */
+  publicApi: boolean;
+  /** Fleet API nodes: the internal data path for workers on other nodes. */
+  internal: InternalDeps | null;
+  /** The fleet as discovery sees it, for GET /admin/v1/nodes. */
+  nodes: () => Promise<LiveNode[]>;
   outboxBacklog: () => Promise<number>;
   /** The management database: usage reports read its rollups. */
   db: Database;
@@ -73,6 +81,20 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.addHook("onSend", async (_request, reply) => {
     if (deps.isDraining()) reply.header("connection", "close");
   });
+  if (deps.publicApi) await publicRoutes(app, deps);
+  if (deps.internal) {
+    const internal = deps.internal;
+    await app.register(async (scope) => internalRoutes(scope, internal));
+  }
+  healthRoutes(app, deps.readiness);
+  metricsRoute(app, metrics, deps.refreshGauges);
+  problemsRoute(app);
+  return app;
+}
+
+/** What an API node serves to clients and operators: /v1 and /admin/v1. */
+async function publicRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const { config, metrics } = deps;
   await app.register(multipart, { limits: { fileSize: config.limits.maxInputBytes } });
   const authenticator = deps.identity.tenantAccess;
   // Encapsulated: the raw image body parser it adds applies to /v1/resize only, not the admin API's JSON.
@@ -88,9 +110,11 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   );
   formatsRoute(app, config, authenticator);
   usageRoutes(app, { db: deps.db, prices: config.usage.prices, authenticator });
-  await adminApi(app, { identity: deps.identity, config, outboxBacklog: deps.outboxBacklog, db: deps.db });
-  healthRoutes(app, deps.readiness);
-  metricsRoute(app, metrics, deps.refreshGauges);
-  problemsRoute(app);
-  return app;
+  await adminApi(app, {
+    identity: deps.identity,
+    config,
+    outboxBacklog: deps.outboxBacklog,
+    db: deps.db,
+    nodes: deps.nodes,
+  });
 }

@@ -1,4 +1,6 @@
+import { hostname } from "node:os";
 import { join } from "node:path";
+import type { Logger } from "pino";
 import type { Config } from "../config/schema.js";
 import type { Database } from "../db/database.js";
 import { migrate } from "../db/migrate.js";
@@ -14,12 +16,19 @@ import { MemoryUsageLog } from "../usage/memory-usage-log.js";
 import type { UsageLog } from "../usage/usage-log.js";
 
 /** An identity record is a few hundred bytes; this bounds one far above that. */
-const MAX_IDENTITY_VALUE_BYTES = 16 * 1024;
+export const MAX_IDENTITY_VALUE_BYTES = 16 * 1024;
+/** A node's registration or a lease is a few hundred bytes. */
+export const MAX_SMALL_VALUE_BYTES = 4096;
 /** Sealed batches waiting for the embedded aggregator; beyond it they wait in the spool instead. */
 const USAGE_LOG_CAPACITY = 256;
+/** Registrations and leases: far more than any fleet has nodes. */
+const MAX_NODES = 10_000;
 
 export interface Adapters {
+  /** This node's id in discovery, staged refs and usage batches. */
   nodeId: string;
+  /** Whether these are the fleet adapters (NATS, PostgreSQL, HTTP between nodes). */
+  fleet: boolean;
   queue: JobQueue;
   staging: StagingTable;
   pending: PendingResults;
@@ -27,17 +36,31 @@ export interface Adapters {
   db: Database;
   /** The bucket the identity data plane watches. */
   identityKv: KeyValue;
+  /** Service discovery: every node's registration. */
+  nodesKv: KeyValue;
+  /** Leases of the control singletons. */
+  leasesKv: KeyValue;
   /** Carries sealed usage batches from spools to the aggregator. */
   usageLog: UsageLog;
+  /** The server's version and a warning when it is too old for production (fleet only). */
+  brokerWarning: string | null;
   close(): Promise<void>;
 }
 
 /**
- * The one seam where adapters are chosen from config. Embedded mode wires
- * in-process adapters and PGlite; PostgreSQL is used when `database.url` is
- * set. Adapters are imported lazily, so a node loads only what it uses.
+ * The one seam where adapters are chosen from config: with fleet.nats.servers
+ * the fleet adapters (imported only then), else the embedded ones. PostgreSQL
+ * is used when `database.url` is set, PGlite otherwise.
  */
-export async function createAdapters(config: Readonly<Config>): Promise<Adapters> {
+export async function createAdapters(config: Readonly<Config>, logger: Logger): Promise<Adapters> {
+  if (config.fleet.nats.servers.length > 0) {
+    const { createFleetAdapters } = await import("./fleet-adapters.js");
+    return createFleetAdapters(config, logger);
+  }
+  return createEmbeddedAdapters(config);
+}
+
+async function createEmbeddedAdapters(config: Readonly<Config>): Promise<Adapters> {
   const staging = new StagingTable(config.staging.maxBytes);
   const pending = new PendingResults();
   const queue = new MemoryJobQueue({
@@ -49,23 +72,36 @@ export async function createAdapters(config: Readonly<Config>): Promise<Adapters
     maxEntries: config.auth.maxRecords,
     maxValueBytes: MAX_IDENTITY_VALUE_BYTES,
   });
+  const small = (maxAgeMs: number) =>
+    new MemoryKeyValue({ maxEntries: MAX_NODES, maxValueBytes: MAX_SMALL_VALUE_BYTES, maxAgeMs });
+  const nodesKv = small(config.fleet.discoveryTtlMs);
+  const leasesKv = small(config.fleet.leaseTtlMs);
   const usageLog = new MemoryUsageLog({ capacity: USAGE_LOG_CAPACITY });
   return {
-    nodeId: "local",
+    nodeId: config.fleet.nodeId ?? "local",
+    fleet: false,
     queue,
     staging,
     pending,
     dataPath: new LocalDataPath(staging, pending),
     db,
     identityKv,
+    nodesKv,
+    leasesKv,
     usageLog,
+    brokerWarning: null,
     async close() {
       await queue.close();
       await usageLog.close();
-      await identityKv.close();
+      for (const kv of [identityKv, nodesKv, leasesKv]) await kv.close();
       await db.close();
     },
   };
+}
+
+/** A node id that is unique in the fleet and still tells a human which machine it is. */
+export function defaultNodeId(): string {
+  return `${hostname().split(".")[0]}-${process.pid}-${Math.random().toString(36).slice(2, 6)}`;
 }
 
 /** Opens the configured database and brings its schema up to date. */

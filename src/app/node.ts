@@ -1,12 +1,14 @@
 import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
-import type { Readiness } from "../api/routes/health.js";
 import { buildApi } from "../api/server.js";
-import type { Config } from "../config/schema.js";
+import { type Config, ROLES, type Role } from "../config/schema.js";
+import { Discovery, type NodeInfo } from "../fleet/discovery.js";
+import { Singletons } from "../fleet/singletons.js";
 import { type Identity, startIdentity } from "../identity/identity.js";
 import { outbox } from "../identity/outbox.js";
 import { createMetrics, type Metrics } from "../metrics/metrics.js";
+import { deadLetters } from "../queue/dead-letters.js";
 import { DrainRate } from "../resize/drain-rate.js";
 import { ResizeService } from "../resize/resize-service.js";
 import { startUsage, type Usage } from "../usage/usage.js";
@@ -15,52 +17,107 @@ import { WorkerPool } from "../workers/worker-pool.js";
 import { type Adapters, createAdapters } from "./adapters.js";
 import { lockDataDir } from "./data-dir-lock.js";
 import { createLogger } from "./logger.js";
-
-/** Staging above this share of its bound makes /readyz say "saturated" before requests start failing. */
-const SATURATION_SHARE = 0.9;
+import { readinessOf, refreshLiveGauges } from "./readiness.js";
+import { VERSION } from "./version.js";
 
 export interface ImgfleetNode {
   readonly config: Readonly<Config>;
+  readonly roles: ReadonlySet<Role>;
   readonly api: FastifyInstance;
-  readonly pool: WorkerPool;
+  /** The worker processes; null without the worker role. */
+  readonly pool: WorkerPool | null;
   readonly adapters: Adapters;
   readonly metrics: Metrics;
   readonly logger: Logger;
   readonly identity: Identity;
   readonly usage: Usage;
-  /** Listens on the configured host and port; resolves with the base URL. */
+  readonly discovery: Discovery;
+  readonly singletons: Singletons;
+  /** Listens on the configured host and port, registers in discovery; resolves with the base URL. */
   listen(): Promise<string>;
   /**
    * Graceful stop: refuse new requests (503 + Connection: close), let
-   * in-flight ones finish within the grace period, then stop workers.
-   * Resolves true when everything finished in time.
+   * in-flight ones finish within the grace period, then stop workers and
+   * hand over leases. Resolves true when everything finished in time.
    */
   stop(): Promise<boolean>;
 }
 
-/** The composition root: wires every role of an embedded node from config. */
+export function resolveRoles(config: Readonly<Config>): Set<Role> {
+  return new Set(config.roles.includes("all") ? ROLES : (config.roles as Role[]));
+}
+
+/** The composition root: wires the roles of one node from config, embedded or fleet. */
 export async function createNode(
   config: Readonly<Config>,
   options: { logger?: Logger } = {},
 ): Promise<ImgfleetNode> {
   const logger = options.logger ?? createLogger(config);
   const metrics = createMetrics();
-  // PGlite and the usage spool both live under dataDir: one process per directory.
+  const roles = resolveRoles(config);
+  // PGlite and the usage spool live under dataDir: one process per directory.
   const unlock = lockDataDir(config.dataDir);
-  const adapters = await createAdapters(config).catch((error: unknown) => {
-    unlock();
+  const cleanups: (() => Promise<void> | void)[] = [unlock];
+  const failed = async (error: unknown): Promise<never> => {
+    for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(() => {});
     throw error;
+  };
+  const adapters = await createAdapters(config, logger).catch(failed);
+  cleanups.push(() => adapters.close());
+  if (adapters.brokerWarning) logger.warn(adapters.brokerWarning);
+  const parts = await startParts(config, roles, adapters, metrics, logger).catch(failed);
+  return assemble(config, roles, adapters, metrics, logger, parts, unlock);
+}
+
+type Parts = Awaited<ReturnType<typeof startParts>>;
+
+async function startParts(
+  config: Readonly<Config>,
+  roles: Set<Role>,
+  adapters: Adapters,
+  metrics: Metrics,
+  logger: Logger,
+) {
+  const state = { url: undefined as string | undefined, draining: false, started: false };
+  const startedAt = Date.now();
+  const singletons = new Singletons({
+    kv: adapters.leasesKv,
+    holder: adapters.nodeId,
+    ttlMs: config.fleet.leaseTtlMs,
+    logger,
   });
+  let pool: WorkerPool | null = null;
+  const self = (): NodeInfo => ({
+    id: adapters.nodeId,
+    roles: [...roles],
+    version: VERSION,
+    url: state.url ?? "",
+    startedAt,
+    load: {
+      inFlight: adapters.pending.size,
+      queueDepth: adapters.queue.stats().depth,
+      workersBusy: pool?.busyCount ?? 0,
+      workers: pool?.workers().length ?? 0,
+      rssBytes: process.memoryUsage.rss(),
+    },
+  });
+  const discovery = new Discovery({
+    kv: adapters.nodesKv,
+    self,
+    refreshMs: config.fleet.discoveryRefreshMs,
+    ttlMs: config.fleet.discoveryTtlMs,
+    logger,
+  });
+  const control = roles.has("control");
   const identity = await startIdentity({
     config,
     db: adapters.db,
     kv: adapters.identityKv,
     metrics: metrics.identity,
     logger,
-  }).catch(async (error: unknown) => {
-    await adapters.close();
-    unlock();
-    throw error;
+    dataPlane: roles.has("api"),
+    publisher: control ? singletons.create("outbox-publisher") : null,
+    limitShare: () => 1 / discovery.apiNodeCount(),
   });
   const usage = await startUsage({
     config,
@@ -69,14 +126,24 @@ export async function createNode(
     nodeId: adapters.nodeId,
     metrics: metrics.usage,
     logger,
+    meters: roles.has("api"),
+    aggregatorLease: control ? singletons.create("usage-aggregator") : null,
   }).catch(async (error: unknown) => {
     await identity.stop();
-    await adapters.close();
-    unlock();
     throw error;
   });
+  if (roles.has("worker")) pool = startPool(config, adapters, metrics, logger);
+  return { state, singletons, discovery, identity, usage, pool: () => pool };
+}
+
+function startPool(
+  config: Readonly<Config>,
+  adapters: Adapters,
+  metrics: Metrics,
+  logger: Logger,
+): WorkerPool {
   const jemalloc = findJemalloc(config.workers.jemalloc);
-  const pool = new WorkerPool({
+  return new WorkerPool({
     count: config.workers.count,
     maxRssBytes: config.workers.maxRssMb * 2 ** 20,
     jemalloc,
@@ -84,37 +151,62 @@ export async function createNode(
     dataPath: adapters.dataPath,
     metrics,
     logger,
+    deadLetter: (entry) => deadLetters.record(adapters.db, { ...entry, workerNode: adapters.nodeId }),
   });
-  const drain = new DrainRate();
-  const service = new ResizeService({ config, ...adapters, drain, metrics });
-  let draining = false;
-  let started = false;
-  const readiness = (): Readiness => readinessOf({ adapters, pool, config, draining, started, identity });
-  const refreshGauges = () => {
-    refreshLiveGauges(metrics, adapters);
-    usage.refreshGauges();
-  };
+}
+
+async function assemble(
+  config: Readonly<Config>,
+  roles: Set<Role>,
+  adapters: Adapters,
+  metrics: Metrics,
+  logger: Logger,
+  parts: Parts,
+  unlock: () => void,
+): Promise<ImgfleetNode> {
+  const { state, singletons, discovery, identity, usage } = parts;
+  const pool = parts.pool();
+  const service = new ResizeService({
+    config,
+    ...adapters,
+    drain: new DrainRate(),
+    metrics,
+    selfUrl: () => (adapters.fleet ? state.url : undefined),
+  });
+  const readiness = () => readinessOf({ adapters, pool, config, roles, state, identity, singletons });
   const api = await buildApi({
     config,
     logger,
     metrics,
     service,
     readiness,
-    refreshGauges,
-    isDraining: () => draining,
+    refreshGauges: () => {
+      refreshLiveGauges(metrics, adapters);
+      usage.refreshGauges();
+    },
+    isDraining: () => state.draining,
     identity,
     meter: usage.meter,
-    outboxBacklog: () => outbox.backlog(adapters.db),
     db: adapters.db,
+    publicApi: roles.has("api"),
+    internal:
+      adapters.fleet && roles.has("api") && config.fleet.clusterSecret
+        ? { staging: adapters.staging, pending: adapters.pending, clusterSecret: config.fleet.clusterSecret }
+        : null,
+    nodes: () => discovery.list(),
+    outboxBacklog: () => outbox.backlog(adapters.db),
   });
-  await pool.start();
-  started = true;
-  logger.info(
-    { workers: config.workers.count, jemalloc: jemalloc ?? "off", queueCapacity: config.queue.capacity },
-    `worker pool ready: ${config.workers.count} worker processes${jemalloc ? " with jemalloc" : ""}`,
-  );
+  if (pool) {
+    await pool.start();
+    logger.info(
+      { workers: config.workers.count, queueCapacity: config.queue.capacity },
+      `worker pool ready: ${config.workers.count} worker processes`,
+    );
+  }
+  state.started = true;
   return {
     config,
+    roles,
     api,
     pool,
     adapters,
@@ -122,17 +214,24 @@ export async function createNode(
     logger,
     identity,
     usage,
+    discovery,
+    singletons,
     async listen() {
       await api.listen({ host: config.server.host, port: config.server.port });
       const { port } = api.server.address() as AddressInfo;
       const host = config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host;
       const url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
-      logger.info({ url, port }, `imgfleet listening on ${url}`);
+      state.url = config.fleet.advertiseUrl ?? url;
+      await discovery.start();
+      logger.info(
+        { url, port, node: adapters.nodeId, roles: [...roles], fleet: adapters.fleet },
+        `imgfleet listening on ${url} (${[...roles].join(", ")}${adapters.fleet ? ", fleet" : ", embedded"})`,
+      );
       return url;
     },
     async stop() {
       const stopStarted = Date.now();
-      draining = true;
+      state.draining = true;
       const finished = await closeWithin(api, config.server.shutdownGraceMs);
       if (!finished) {
         logger.error(
@@ -141,14 +240,15 @@ export async function createNode(
         );
       }
       const httpClosedMs = Date.now() - stopStarted;
-      await pool.stop();
+      await pool?.stop();
+      await discovery.stop();
       await usage.stop();
       await identity.stop();
       await adapters.close();
       unlock();
       logger.info(
         { httpClosedMs, workersStoppedMs: Date.now() - stopStarted - httpClosedMs },
-        "HTTP server closed and worker processes stopped",
+        "HTTP server closed, worker processes stopped and leases handed over",
       );
       return finished;
     },
@@ -168,39 +268,4 @@ async function closeWithin(api: FastifyInstance, graceMs: number): Promise<boole
     await closed;
   }
   return finished;
-}
-
-function readinessOf(s: {
-  adapters: Adapters;
-  pool: WorkerPool;
-  config: Readonly<Config>;
-  draining: boolean;
-  started: boolean;
-  identity: Identity;
-}): Readiness {
-  const queue = s.adapters.queue.stats();
-  const workers = s.pool.workers().length;
-  const reasons: string[] = [];
-  if (!s.started) reasons.push("starting");
-  if (s.draining) reasons.push("draining");
-  if (workers === 0) reasons.push("no worker process is running");
-  if (!s.identity.cache.loaded) reasons.push("API keys not loaded yet");
-  if (queue.depth >= queue.capacity) reasons.push("job queue full");
-  if (s.adapters.staging.bytes >= s.adapters.staging.maxBytes * SATURATION_SHARE)
-    reasons.push("upload staging nearly full");
-  return {
-    ready: reasons.length === 0,
-    reasons,
-    queue: { depth: queue.depth, capacity: queue.capacity, oldestAgeMs: queue.oldestAgeMs },
-    workers: { running: workers, busy: s.pool.busyCount, configured: s.config.workers.count },
-  };
-}
-
-function refreshLiveGauges(metrics: Metrics, adapters: Adapters): void {
-  const q = adapters.queue.stats();
-  metrics.queueDepth.set(q.depth);
-  metrics.queueCapacity.set(q.capacity);
-  metrics.queueOldestAge.set(q.oldestAgeMs / 1000);
-  metrics.stagingBytes.set(adapters.staging.bytes);
-  metrics.stagingCapacity.set(adapters.staging.maxBytes);
 }

@@ -8,6 +8,7 @@ export interface ServerFlags {
   dataDir?: string;
   workers?: string;
   logLevel?: string;
+  role?: string;
 }
 
 /** Numbers stay strings when they are not numbers, so the schema reports them with the flag's name. */
@@ -24,5 +25,6 @@ export function flagsToOverrides(flags: ServerFlags): RawConfig {
   set(["dataDir"], flags.dataDir);
   set(["workers", "count"], flags.workers === undefined ? undefined : numeric(flags.workers));
   set(["log", "level"], flags.logLevel);
+  set(["roles"], flags.role);
   return out;
 }

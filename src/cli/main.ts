@@ -16,6 +16,7 @@ function serverFlags(command: Command): Command {
     .option("-p, --port <port>", "port to listen on, 0 for any free one (server.port)")
     .option("--data-dir <dir>", "where embedded state is kept (dataDir)")
     .option("--workers <n>", "worker processes (workers.count)")
+    .option("--role <roles>", "roles of this node, comma-separated: api, worker, control, or all (roles)")
     .addOption(
       new Option("--log-level <level>", "log level (log.level)").choices([
         "fatal",
@@ -52,6 +53,7 @@ serverFlags(
 ).action((flags: ServerFlags) => configPrintCommand(flags));
 
 registerAdminCommands(program);
+await import("./dev-commands.js").then(({ registerDevCommands }) => registerDevCommands(program));
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof ConfigError) {

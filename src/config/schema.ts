@@ -187,7 +187,8 @@ const UsageSchema = z
     /** A batch is sealed this long after its first record, */
     flushIntervalMs: z.number().int().min(10).max(600_000).default(2000),
     /** or once it holds this many records, whichever comes first. Records of the open batch are held in memory. */
-    maxBatchRecords: z.number().int().min(1).max(100_000).default(2000),
+    // At most 4000: a batch (~205 bytes per record) must fit in one 1 MB NATS message in a fleet.
+    maxBatchRecords: z.number().int().min(1).max(4000).default(2000),
     spool: SpoolSchema.prefault({}),
     /** How often the shipper asks the database which shipped batches are committed. */
     confirmIntervalMs: z.number().int().min(10).max(60_000).default(1000),
@@ -205,6 +206,49 @@ const LogSchema = z
   })
   .strict();
 
+export const ROLES = ["api", "worker", "control"] as const;
+export type Role = (typeof ROLES)[number];
+
+const NatsSchema = z
+  .object({
+    /** nats://host:port of every server of the cluster; empty: embedded mode, no NATS. */
+    servers: listOf(
+      text().refine((v) => /^(nats|tls):\/\//.test(v), "must be a nats:// or tls:// URL"),
+    ).default([]),
+    connectTimeoutMs: z.number().int().min(100).max(60_000).default(5000),
+    /** At start, attempts to reach NATS (exponential backoff with jitter) before giving up with an error. */
+    connectAttempts: z.number().int().min(1).max(100).default(5),
+  })
+  .strict();
+
+const FleetSchema = z
+  .object({
+    nats: NatsSchema.prefault({}),
+    /**
+     * Signs the internal requests between nodes (workers fetching staged uploads and posting results).
+     * The same value on every node; at least 32 characters (e.g. `openssl rand -base64 48`).
+     */
+    clusterSecret: text()
+      .refine((v) => v.length >= 32, "must be at least 32 characters")
+      .optional(),
+    /** How other nodes reach this one (http://host:port); default: from server.host and the listening port. */
+    advertiseUrl: text()
+      .refine((v) => /^https?:\/\//.test(v), "must be an http:// or https:// URL")
+      .optional(),
+    /** This node's id in discovery; default: host name, process id and a random suffix. */
+    nodeId: text()
+      .refine((v) => /^[-\w.]{1,64}$/.test(v), "letters, digits, - _ . (at most 64)")
+      .optional(),
+    /** Replicas of streams and buckets: 3 on a 3-server cluster (Raft), 1 on a single server. Default: 3 when 3+ servers are named. */
+    replicas: z.union([z.literal(1), z.literal(3)]).optional(),
+    /** A node re-registers this often; one that misses registrations for discoveryTtlMs is gone. */
+    discoveryRefreshMs: z.number().int().min(100).max(60_000).default(3000),
+    discoveryTtlMs: z.number().int().min(500).max(300_000).default(10_000),
+    /** A singleton's lease lasts this long unless renewed (renewed every third); another node takes it after. */
+    leaseTtlMs: z.number().int().min(500).max(300_000).default(10_000),
+  })
+  .strict();
+
 export const ConfigSchema = z
   .object({
     /** Where embedded mode keeps its state. */
@@ -218,8 +262,42 @@ export const ConfigSchema = z
     database: DatabaseSchema.prefault({}),
     auth: AuthSchema.prefault({}),
     usage: UsageSchema.prefault({}),
+    /**
+     * Roles of this process. `all` (the default) is every role; without fleet.nats.servers that is
+     * embedded mode, on one machine with no external services.
+     */
+    roles: listOf(z.enum(["all", ...ROLES]))
+      .default(["all"])
+      .refine((v) => v.length > 0, "name at least one role"),
+    fleet: FleetSchema.prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((config, ctx) => {
+    const fleet = config.fleet.nats.servers.length > 0;
+    const partial = !config.roles.includes("all");
+    if (partial && !fleet) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["roles"],
+        message: `a role subset (${config.roles.join(",")}) runs in a fleet: name the NATS servers in fleet.nats.servers`,
+      });
+    }
+    if (fleet && !config.database.url) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["database", "url"],
+        message: "a fleet keeps its management plane in PostgreSQL: set database.url (postgres://...)",
+      });
+    }
+    if (fleet && !config.fleet.clusterSecret) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["fleet", "clusterSecret"],
+        message:
+          "a fleet signs requests between nodes: set the same fleet.clusterSecret (32+ characters) on every node",
+      });
+    }
+  });
 
 export type Config = z.infer<typeof ConfigSchema>;
 export type ImageLimits = Config["limits"];

@@ -97,4 +97,23 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX usage_rollups_by_period ON usage_rollups (granularity, period_start)`,
     ],
   },
+  {
+    version: 3,
+    name: "jobs: dead letters",
+    statements: [
+      // Jobs given up after every delivery failed (a crash each time) or whose bytes could not cross between nodes.
+      `CREATE TABLE dead_letters (
+        job_id text PRIMARY KEY,
+        tenant_id text,
+        worker_node text NOT NULL,
+        staged_on text NOT NULL,
+        reason text NOT NULL,
+        detail text NOT NULL,
+        attempts integer NOT NULL,
+        spec jsonb NOT NULL,
+        at timestamptz NOT NULL DEFAULT clock_timestamp()
+      )`,
+      `CREATE INDEX dead_letters_by_time ON dead_letters (at DESC)`,
+    ],
+  },
 ];

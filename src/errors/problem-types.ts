@@ -33,6 +33,7 @@ export const PROBLEM_TYPES = {
   "shutting-down": { status: 503, title: "The node is shutting down" },
   "database-unavailable": { status: 503, title: "The management database is unavailable" },
   "identity-not-ready": { status: 503, title: "The node has not loaded its API keys yet" },
+  "queue-unavailable": { status: 503, title: "The job queue is unavailable for a moment" },
   "metering-unavailable": { status: 503, title: "Usage cannot be recorded right now" },
   timeout: { status: 504, title: "The request took too long" },
 } as const satisfies Record<string, { status: number; title: string }>;

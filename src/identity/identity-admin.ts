@@ -40,7 +40,7 @@ export interface IdentityAdminDeps {
    * Publishes after a commit; awaited, so that on this node a revocation is
    * in force before the admin call answers. Never rejects.
    */
-  onCommit: () => Promise<void>;
+  onCommit: (refs: readonly OutboxRef[]) => Promise<void>;
 }
 
 /**
@@ -211,13 +211,13 @@ export class IdentityAdmin {
     actor: Actor,
     change: (tx: SqlExecutor) => Promise<{ result: T; refs: OutboxRef[]; audit: AuditDraft | null }>,
   ): Promise<T> {
-    const result = await this.deps.db.transaction(async (tx) => {
+    const { result, refs } = await this.deps.db.transaction(async (tx) => {
       const { result, refs, audit } = await change(tx);
       await outbox.add(tx, ...refs);
       if (audit) await auditLog.record(tx, actor, audit);
-      return result;
+      return { result, refs };
     });
-    await this.deps.onCommit();
+    await this.deps.onCommit(refs);
     return result;
   }
 }

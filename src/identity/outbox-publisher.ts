@@ -97,18 +97,8 @@ export class OutboxPublisher {
     metrics.outboxBacklog.set(await outbox.backlog(db));
   }
 
-  async #publishRef(ref: string, committedAt: number): Promise<void> {
-    const { db, kv } = this.deps;
-    const [kind, id = ""] = ref.split(":") as ["tenant" | "key", string];
-    if (kind === "tenant") {
-      const tenant = await tenantStore.get(db, id);
-      if (!tenant || tenant.status === "deleted") return kv.delete(kvKeyOf("tenant", id));
-      await this.#put({ kind, record: toRecord(tenant), committedAt });
-    } else {
-      const record = await keyStore.record(db, id);
-      if (!record) return kv.delete(kvKeyOf("key", id));
-      await this.#put({ kind, record, committedAt });
-    }
+  #publishRef(ref: string, committedAt: number): Promise<void> {
+    return publishRef(this.deps.db, this.deps.kv, ref, committedAt);
   }
 
   async #put(value: PublishedValue): Promise<void> {
@@ -146,5 +136,31 @@ export class OutboxPublisher {
       { err: error, failures: this.#failures },
       "could not publish identity changes (retrying with backoff): new keys, revocations and limit changes wait until the database and KeyValue store answer; check the database",
     );
+  }
+}
+
+/**
+ * Writes one record's current state from the database to the bucket
+ * (idempotent). The outbox publisher does this for every change; an API node
+ * that is not running the publisher does it too, right after its own admin
+ * write commits, so its change reaches every node without waiting for the
+ * publisher's next poll (which then writes the same state again).
+ */
+export async function publishRef(
+  db: Database,
+  kv: KeyValue,
+  ref: string,
+  committedAt: number,
+): Promise<void> {
+  const [kind, id = ""] = ref.split(":") as ["tenant" | "key", string];
+  const put = (value: PublishedValue) => kv.put(kvKeyOf(value.kind, value.record.id), JSON.stringify(value));
+  if (kind === "tenant") {
+    const tenant = await tenantStore.get(db, id);
+    if (!tenant || tenant.status === "deleted") return kv.delete(kvKeyOf("tenant", id));
+    await put({ kind, record: toRecord(tenant), committedAt });
+  } else {
+    const record = await keyStore.record(db, id);
+    if (!record) return kv.delete(kvKeyOf("key", id));
+    await put({ kind, record, committedAt });
   }
 }

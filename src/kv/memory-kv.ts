@@ -1,4 +1,11 @@
-import { type KeyValue, KV_KEY, type KvChange, KvFullError, type KvWatch } from "./key-value.js";
+import {
+  assertKvKey,
+  type KeyValue,
+  type KvChange,
+  type KvEntry,
+  KvFullError,
+  type KvWatch,
+} from "./key-value.js";
 
 interface Entry {
   value: string;
@@ -17,7 +24,9 @@ export interface MemoryKeyValueOptions {
 /**
  * The embedded KeyValue adapter. Watchers are called synchronously after a
  * write, so in one process a change is visible to the data plane before
- * `put` returns.
+ * `put` returns. Every method checks and writes without an `await` in
+ * between, so compare-and-set needs no lock in one event loop. Expiry is
+ * swept on a timer and watchers are told (`value: null`).
  */
 export class MemoryKeyValue implements KeyValue {
   readonly #entries = new Map<string, Entry>();
@@ -40,14 +49,69 @@ export class MemoryKeyValue implements KeyValue {
   }
 
   async get(key: string): Promise<string | null> {
-    const entry = this.#entries.get(key);
-    return entry && !this.#expired(entry) ? entry.value : null;
+    return this.#live(key)?.value ?? null;
+  }
+
+  async entry(key: string): Promise<KvEntry | null> {
+    const entry = this.#live(key);
+    return entry ? toKvEntry(key, entry) : null;
+  }
+
+  async entries(prefix = ""): Promise<KvEntry[]> {
+    return this.#liveUnder(prefix).map(([key, entry]) => toKvEntry(key, entry));
   }
 
   async put(key: string, value: string): Promise<number> {
-    checkKey(key);
+    assertKvKey(key);
+    return this.#write(key, value);
+  }
+
+  async create(key: string, value: string): Promise<number | null> {
+    assertKvKey(key);
+    if (this.#live(key)) return null;
+    return this.#write(key, value);
+  }
+
+  async update(key: string, value: string, revision: number): Promise<number | null> {
+    assertKvKey(key);
+    if (this.#live(key)?.revision !== revision) return null;
+    return this.#write(key, value);
+  }
+
+  async delete(key: string): Promise<void> {
+    assertKvKey(key);
+    if (!this.#entries.delete(key)) return;
+    this.#notify({ key, value: null, revision: ++this.#revision });
+  }
+
+  async keys(prefix = ""): Promise<string[]> {
+    return this.#liveUnder(prefix).map(([key]) => key);
+  }
+
+  async watch(prefix: string, onChange: (change: KvChange) => void): Promise<KvWatch> {
+    for (const [key, entry] of this.#liveUnder(prefix)) {
+      onChange({ key, value: entry.value, revision: entry.revision });
+    }
+    const watcher = { prefix, onChange };
+    this.#watchers.add(watcher);
+    return { initialLoaded: Promise.resolve(), stop: () => void this.#watchers.delete(watcher) };
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#sweeper);
+    this.#watchers.clear();
+  }
+
+  /** Checks the bounds and writes; the caller has validated the key and any precondition. */
+  #write(key: string, value: string): number {
     if (Buffer.byteLength(value) > this.#options.maxValueBytes) {
       throw new KvFullError(`value of ${key} is larger than ${this.#options.maxValueBytes} bytes`);
+    }
+    const previous = this.#entries.get(key);
+    if (previous && this.#expired(previous)) {
+      // Replacing an entry the sweeper has not reached: watchers hear of its expiry first.
+      this.#entries.delete(key);
+      this.#notify({ key, value: null, revision: ++this.#revision });
     }
     if (!this.#entries.has(key) && this.#entries.size >= this.#options.maxEntries) {
       this.#expire();
@@ -61,30 +125,16 @@ export class MemoryKeyValue implements KeyValue {
     return revision;
   }
 
-  async delete(key: string): Promise<void> {
-    if (!this.#entries.delete(key)) return;
-    this.#notify({ key, value: null, revision: ++this.#revision });
+  #live(key: string): Entry | undefined {
+    const entry = this.#entries.get(key);
+    return entry && !this.#expired(entry) ? entry : undefined;
   }
 
-  async keys(prefix = ""): Promise<string[]> {
+  /** Live entries under `prefix`, oldest revision first. */
+  #liveUnder(prefix: string): [string, Entry][] {
     return [...this.#entries]
       .filter(([key, entry]) => key.startsWith(prefix) && !this.#expired(entry))
-      .map(([key]) => key);
-  }
-
-  async watch(prefix: string, onChange: (change: KvChange) => void): Promise<KvWatch> {
-    const current = [...this.#entries]
-      .filter(([key, entry]) => key.startsWith(prefix) && !this.#expired(entry))
       .sort(([, a], [, b]) => a.revision - b.revision);
-    for (const [key, entry] of current) onChange({ key, value: entry.value, revision: entry.revision });
-    const watcher = { prefix, onChange };
-    this.#watchers.add(watcher);
-    return { initialLoaded: Promise.resolve(), stop: () => void this.#watchers.delete(watcher) };
-  }
-
-  async close(): Promise<void> {
-    clearInterval(this.#sweeper);
-    this.#watchers.clear();
   }
 
   #notify(change: KvChange): void {
@@ -105,8 +155,6 @@ export class MemoryKeyValue implements KeyValue {
   }
 }
 
-function checkKey(key: string): void {
-  if (!KV_KEY.test(key) || key.startsWith(".") || key.endsWith(".")) {
-    throw new Error(`invalid KV key '${key}': use letters, digits and - / _ = . (not at either end)`);
-  }
+function toKvEntry(key: string, entry: Entry): KvEntry {
+  return { key, value: entry.value, revision: entry.revision, updatedAt: entry.writtenAt };
 }

@@ -10,6 +10,8 @@ export interface StagedRef {
   node: string;
   key: string;
   bytes: number;
+  /** The staging node's internal base URL (fleet); absent in embedded mode. */
+  url?: string;
 }
 
 /** A small control message: what to do, for whom, where the bytes are, and until when. */
@@ -35,6 +37,14 @@ export interface Delivery {
   retry(): Promise<boolean>;
   /** Failed for good: never deliver again. */
   term(): Promise<void>;
+  /**
+   * Still working on it: restarts the adapter's redelivery timer (JetStream's
+   * ack wait) so a long job is not handed to a second worker meanwhile. Call
+   * it well within the ack wait; a no-op once settled and for adapters
+   * without a timer (in-memory: a delivery lives until settled or the
+   * process ends).
+   */
+  working(): Promise<void>;
 }
 
 export interface QueueStats {

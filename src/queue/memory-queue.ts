@@ -110,6 +110,8 @@ export class MemoryJobQueue implements JobQueue {
       attempt: entry.attempt,
       ack: async () => settle(),
       term: async () => settle(),
+      // No redelivery timer here: a delivery stays in hand until it is settled.
+      working: async () => {},
       retry: async () => {
         settle();
         if (entry.attempt >= this.#maxAttempts || this.#closed) return false;

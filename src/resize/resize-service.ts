@@ -8,6 +8,7 @@ import { type Probe, probeImage } from "../image/probe.js";
 import type { OutputInfo } from "../image/spec.js";
 import { effectiveMaxInputBytes, NODE_POLICY, type TenantPolicy } from "../image/tenant-policy.js";
 import type { Metrics } from "../metrics/metrics.js";
+import { enqueueWithin, QueueUnavailableError } from "../queue/enqueue.js";
 import { type JobMessage, type JobQueue, QueueFullError, queueFullMessage } from "../queue/job-queue.js";
 import type { PendingResults } from "../staging/pending-results.js";
 import type { StagingTable } from "../staging/staging-table.js";
@@ -60,6 +61,8 @@ export interface ResizeServiceDeps {
   metrics: Metrics;
   /** This node's id in StagedRef (embedded: "local"). */
   nodeId: string;
+  /** Where workers on other nodes fetch staged bytes (fleet); undefined in embedded mode. */
+  selfUrl?: () => string | undefined;
 }
 
 /**
@@ -118,7 +121,12 @@ export class ResizeService {
       id,
       tenant: request.tenant,
       spec,
-      input: { node: this.deps.nodeId, key: request.stagingKey, bytes: request.input.length },
+      input: {
+        node: this.deps.nodeId,
+        key: request.stagingKey,
+        bytes: request.input.length,
+        url: this.deps.selfUrl?.(),
+      },
       deadline: Date.now() + queueConfig.deadlineMs,
       enqueuedAt: Date.now(),
     };
@@ -150,11 +158,18 @@ export class ResizeService {
     // Wait before enqueueing: a fast worker may answer before enqueue returns.
     const waiting = pending.wait(job.id, AbortSignal.any([deadline, request.signal, notQueued.signal]));
     try {
-      await queue.enqueue(job);
+      // A fleet's queue is briefly unavailable while its Raft group elects a leader: retried within the deadline.
+      await enqueueWithin(queue, job, job.deadline, { signal: request.signal });
     } catch (error) {
       notQueued.abort();
       if (error instanceof QueueFullError) {
         throw this.#overloaded("queue", error.message);
+      }
+      if (error instanceof QueueUnavailableError) {
+        throw new ProblemError("queue-unavailable", `${error.message}`, {
+          retryAfterS: error.retryAfterS,
+          cause: error,
+        });
       }
       throw error;
     }

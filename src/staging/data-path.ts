@@ -7,8 +7,11 @@ import type { JobOutcome } from "./job-outcome.js";
  * lookup in this process. A fleet adapter speaks authenticated HTTP.
  */
 export interface JobDataPath {
-  /** The staged input, or undefined when the API node no longer holds it (its client gave up). */
-  fetchInput(ref: StagedRef): Promise<Buffer | undefined>;
+  /**
+   * The staged input, or undefined when the API node no longer holds it (its
+   * client gave up). `deadline` (epoch ms, the job's) bounds retries.
+   */
+  fetchInput(ref: StagedRef, deadline?: number): Promise<Buffer | undefined>;
   /** Hands the outcome to whoever waits; false when nobody does any more. */
   postResult(job: JobMessage, outcome: JobOutcome): Promise<boolean>;
 }

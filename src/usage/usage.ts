@@ -2,6 +2,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Config } from "../config/schema.js";
 import type { Database } from "../db/database.js";
+import type { Singleton } from "../fleet/singletons.js";
 import type { UsageMetrics } from "../metrics/usage-metrics.js";
 import { UsageAggregator } from "./aggregator.js";
 import { UsageArchive } from "./archive.js";
@@ -13,10 +14,11 @@ import type { UsageLog } from "./usage-log.js";
 const HOUR_MS = 3_600_000;
 
 export interface Usage {
-  /** Null when `usage.enabled` is false. */
+  /** Null when `usage.enabled` is false or this node has no API role. */
   meter: UsageMeter | null;
   spool: UsageSpool | null;
   shipper: UsageShipper | null;
+  /** Runs on the node holding the aggregator's lease (control role). */
   aggregator: UsageAggregator;
   archive: UsageArchive;
   /**
@@ -36,6 +38,10 @@ export interface UsageDeps {
   nodeId: string;
   metrics: UsageMetrics;
   logger: Logger;
+  /** API role: meter requests into a local spool and ship it. */
+  meters: boolean;
+  /** Control role: the aggregator singleton (and the archive sweeper with it); null elsewhere. */
+  aggregatorLease: Singleton | null;
 }
 
 /** Wires the usage pipeline of one node: meter → spool → shipper → usage log → aggregator → rollups + archive. */
@@ -44,19 +50,22 @@ export async function startUsage(deps: UsageDeps): Promise<Usage> {
   const settings = config.usage;
   const archive = new UsageArchive(join(config.dataDir, "usage", "archive"), settings.archiveRetentionDays);
   const aggregator = new UsageAggregator({ ...deps, archive });
-  const sweeper = startArchiveSweeper(archive, logger);
-  aggregator.start();
+  let sweeper: NodeJS.Timeout | undefined;
+  await deps.aggregatorLease?.run({
+    async start() {
+      aggregator.start();
+      sweeper = startArchiveSweeper(archive, logger);
+    },
+    async stop() {
+      clearInterval(sweeper);
+      await aggregator.stop();
+    },
+  });
+  const parts = { aggregator, archive, metrics: deps.metrics, lease: deps.aggregatorLease };
+  if (!deps.meters) return pipeline({ ...parts, meter: null, spool: null, shipper: null });
   if (!settings.enabled) {
     logger.warn("usage.enabled is false: requests are not metered and nothing will be billed");
-    return pipeline({
-      meter: null,
-      spool: null,
-      shipper: null,
-      aggregator,
-      archive,
-      sweeper,
-      metrics: deps.metrics,
-    });
+    return pipeline({ ...parts, meter: null, spool: null, shipper: null });
   }
   const spool = await UsageSpool.open({
     dir: join(config.dataDir, "usage", "spool"),
@@ -80,13 +89,13 @@ export async function startUsage(deps: UsageDeps): Promise<Usage> {
     onSealed: (batch) => shipper.offer(batch),
   });
   shipper.start();
-  return pipeline({ meter, spool, shipper, aggregator, archive, sweeper, metrics: deps.metrics });
+  return pipeline({ ...parts, meter, spool, shipper });
 }
 
 function pipeline(
-  parts: Omit<Usage, "flush" | "stop" | "refreshGauges"> & { sweeper: NodeJS.Timeout; metrics: UsageMetrics },
+  parts: Omit<Usage, "flush" | "stop" | "refreshGauges"> & { metrics: UsageMetrics; lease: Singleton | null },
 ): Usage {
-  const { meter, spool, shipper, aggregator, sweeper, metrics } = parts;
+  const { meter, spool, shipper, lease, metrics } = parts;
   const flush = async (timeoutMs: number) => {
     meter?.seal();
     if (!spool || !shipper) return true;
@@ -109,11 +118,10 @@ function pipeline(
       metrics.oldestUnshippedAge.set(oldest === null ? 0 : Math.max(0, Date.now() - oldest) / 1000);
     },
     async stop() {
-      clearInterval(sweeper);
       // A short, bounded last effort; whatever is not committed ships at the next start.
       await flush(2000).catch(() => false);
       await shipper?.stop();
-      await aggregator.stop();
+      await lease?.stop();
       await spool?.close();
     },
   };

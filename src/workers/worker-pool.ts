@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import type { WireProblem } from "../errors/problem.js";
 import type { Metrics } from "../metrics/metrics.js";
+import type { DeadLetterReason } from "../queue/dead-letters.js";
 import type { Delivery, JobMessage, JobQueue } from "../queue/job-queue.js";
 import type { JobDataPath } from "../staging/data-path.js";
 import type { JobOutcome, WorkerTimings } from "../staging/job-outcome.js";
@@ -16,6 +17,13 @@ export interface WorkerPoolOptions {
   dataPath: JobDataPath;
   metrics: Metrics;
   logger: Logger;
+  /** Records a job given up for good (every delivery crashed, or its bytes could not cross nodes). */
+  deadLetter?: (entry: {
+    job: JobMessage;
+    reason: DeadLetterReason;
+    detail: string;
+    attempts: number;
+  }) => Promise<void>;
 }
 
 export interface WorkerPoolEvents {
@@ -34,6 +42,9 @@ const RESPAWN_BACKOFF_MS = 1000;
  * waiting for a hand-off. The worker still runs one image at a time.
  */
 const LANES_PER_WORKER = 2;
+
+/** How often a running job signals progress; well under any ack wait (processing timeout + 5 s). */
+const WORKING_SIGNAL_MS = 2000;
 
 /**
  * Supervises worker processes. Each lane pulls a job only when it is free
@@ -99,10 +110,13 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       try {
         await this.#handle(slot, worker, delivery);
       } catch (error) {
+        // In a fleet: the API node that staged the job could not be reached before its deadline.
         this.#options.logger.error(
-          { err: error, jobId: delivery.message.id },
-          "worker pool failed to handle a job",
+          { err: error, jobId: delivery.message.id, stagedOn: delivery.message.input.node },
+          "could not complete a job (its input or result could not cross to the API node that staged it); dropped — its client gets a 504 and retries. If this repeats, check the network between workers and API nodes and fleet.advertiseUrl",
         );
+        await delivery.term().catch(() => {});
+        await this.#deadLetter(delivery, "data-path", error);
       }
     }
   }
@@ -142,7 +156,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     const { metrics, dataPath } = this.#options;
     if (Date.now() >= message.deadline) return this.#dropExpired(delivery);
     const fetchStarted = nowMs();
-    const input = await dataPath.fetchInput(message.input);
+    const input = await dataPath.fetchInput(message.input, message.deadline);
     const fetchMs = nowMs() - fetchStarted;
     // No bytes: the API node's request already ended (deadline or client gone).
     if (!input) return this.#dropExpired(delivery);
@@ -156,10 +170,13 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       this.#updateGauges();
       this.emit("job-start", { pid: worker.pid, jobId: message.id });
     };
+    // A long job tells the queue it is still alive, so it is not redelivered to another worker meanwhile.
+    const keepAlive = setInterval(() => void delivery.working().catch(() => {}), WORKING_SIGNAL_MS);
     try {
       const result = await worker.run(message, input, onStarted);
       await this.#settle(slot, worker, delivery, result, { queueMs, fetchMs });
     } finally {
+      clearInterval(keepAlive);
       if (started) this.#running.set(slot, (this.#running.get(slot) ?? 1) - 1);
       this.#updateGauges();
     }
@@ -199,7 +216,24 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       this.#options.metrics.jobsRedelivered.inc();
       return;
     }
-    await this.#post(message, { ok: false, problem: crashProblem(delivery.attempt, result.exit), timings });
+    const problem = crashProblem(delivery.attempt, result.exit);
+    await this.#deadLetter(delivery, "worker-crashed", problem.detail);
+    await this.#post(message, { ok: false, problem, timings });
+  }
+
+  async #deadLetter(delivery: Delivery, reason: DeadLetterReason, cause: unknown): Promise<void> {
+    const detail =
+      cause instanceof Error
+        ? `${cause.message}${cause.cause instanceof Error ? `: ${cause.cause.message}` : ""}`
+        : String(cause);
+    await this.#options
+      .deadLetter?.({ job: delivery.message, reason, detail, attempts: delivery.attempt })
+      .catch((error: unknown) =>
+        this.#options.logger.warn(
+          { err: error, jobId: delivery.message.id },
+          "could not record a dead letter (database unavailable?)",
+        ),
+      );
   }
 
   /** Nobody waits for this job any more: count it and never deliver it again. */

@@ -2,14 +2,14 @@ import { once } from "node:events";
 import { describe, expect, it, vi } from "vitest";
 import { startCliServer } from "../helpers/cli-server.js";
 import { noiseImage, solidImage } from "../helpers/images.js";
-import { readMetric, startNode } from "../helpers/node.js";
+import { poolOf, readMetric, startNode } from "../helpers/node.js";
 
 describe("overload", () => {
   it("answers 503 with Retry-After once the queue is full, and still serves what it accepted", async () => {
     const { node, post, url } = await startNode({ queue: { capacity: 2 } });
     const small = await solidImage(300, 200);
     const busy = post("/v1/resize?blur=100", await noiseImage(2500));
-    await once(node.pool, "job-start");
+    await once(poolOf(node), "job-start");
     // One job waits inside the worker behind the busy one; two more fill the queue.
     const queued = [40, 41, 42].map((w) => post(`/v1/resize?w=${w}`, small));
     await vi.waitFor(() => expect(node.adapters.queue.stats().depth).toBe(2));
@@ -45,7 +45,7 @@ describe("overload", () => {
       headers: { "content-type": "image/jpeg", ...auth },
       signal: leaving.signal,
     }).catch(() => "aborted");
-    await once(node.pool, "job-start");
+    await once(poolOf(node), "job-start");
     expect(node.adapters.staging.bytes).toBeGreaterThan(0);
     leaving.abort();
     expect(await request).toBe("aborted");

@@ -6,6 +6,7 @@ import { createNode, type ImgfleetNode } from "../../src/app/node.js";
 import { loadConfig } from "../../src/config/load.js";
 import type { RawConfig } from "../../src/config/sources.js";
 import { mergeDeep } from "../../src/config/sources.js";
+import type { WorkerPool } from "../../src/workers/worker-pool.js";
 
 export interface RunningNode {
   node: ImgfleetNode;
@@ -130,4 +131,10 @@ export function useNode(overrides: RawConfig = {}): () => RunningNode {
     if (!running) throw new Error("the shared node has not started");
     return running;
   };
+}
+
+/** The node's worker pool; every test node has the worker role. */
+export function poolOf(node: ImgfleetNode): WorkerPool {
+  if (!node.pool) throw new Error("this node has no worker role");
+  return node.pool;
 }

@@ -5,4 +5,6 @@ describeKeyValue("in-memory (embedded)", {
   async open({ maxEntries, maxAgeMs }) {
     return new MemoryKeyValue({ maxEntries, maxAgeMs, maxValueBytes: 64 * 1024 });
   },
+  notifiesExpiry: true,
+  deliversEveryChange: true,
 });

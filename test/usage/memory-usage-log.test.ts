@@ -5,4 +5,5 @@ describeUsageLog("in-memory (embedded)", {
   async open({ capacity }) {
     return new MemoryUsageLog({ capacity });
   },
+  freesRoomAfterAck: false,
 });

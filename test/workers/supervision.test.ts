@@ -3,12 +3,12 @@ import sharp from "sharp";
 import { describe, expect, it, vi } from "vitest";
 import type { ImgfleetNode } from "../../src/app/node.js";
 import { noiseImage, solidImage } from "../helpers/images.js";
-import { startNode } from "../helpers/node.js";
+import { poolOf, startNode } from "../helpers/node.js";
 
 /** Kills each worker the moment it is handed a job, `times` times. */
 function killOnJobStart(node: ImgfleetNode, times: number): number[] {
   const killed: number[] = [];
-  node.pool.on("job-start", ({ pid }) => {
+  poolOf(node).on("job-start", ({ pid }) => {
     if (killed.length >= times) return;
     killed.push(pid);
     process.kill(pid, "SIGKILL");
@@ -28,7 +28,9 @@ describe("worker supervision", () => {
     expect(res.status).toBe(200);
     expect((await sharp(Buffer.from(await res.arrayBuffer())).metadata()).width).toBe(300);
     expect(killed).toHaveLength(1);
-    const pids = node.pool.workers().map((w) => w.pid);
+    const pids = poolOf(node)
+      .workers()
+      .map((w) => w.pid);
     expect(pids).toHaveLength(1);
     expect(pids).not.toContain(killed[0]);
     expect(await metric("imgfleet_worker_restarts_total", { reason: "crash" })).toBe(1);
@@ -36,7 +38,7 @@ describe("worker supervision", () => {
   });
 
   it("a job that kills every worker it reaches is answered 502 worker-crashed, and the next request is served", async () => {
-    const { node, post } = await startNode({ queue: { maxAttempts: 2 } });
+    const { node, post, admin, tenant } = await startNode({ queue: { maxAttempts: 2 } });
     const killed = killOnJobStart(node, 2);
     const res = await post("/v1/resize?w=100", await solidImage(400, 300));
     expect(res.status).toBe(502);
@@ -44,27 +46,41 @@ describe("worker supervision", () => {
     expect(problem.type).toBe("/problems/worker-crashed");
     expect(problem.detail).toContain("2 attempts");
     expect(killed).toHaveLength(2);
+    // Given up for good: the operator finds it among the dead letters, with why and how often it was tried.
+    const dead = (await (await admin("GET", "/dead-letters")).json()) as {
+      items: { tenant: string; reason: string; attempts: number; detail: string }[];
+    };
+    expect(dead.items).toHaveLength(1);
+    expect(dead.items[0]).toMatchObject({ tenant, reason: "worker-crashed", attempts: 2 });
     const next = await post("/v1/resize?w=100", await solidImage(400, 300));
     expect(next.status).toBe(200);
   });
 
   it("a worker whose memory passed workers.maxRssMb is recycled after its job, which still succeeds", async () => {
     const { node, post, metric } = await startNode({ workers: { maxRssMb: 1 } });
-    const [before] = node.pool.workers().map((w) => w.pid);
-    const recycled = once(node.pool, "restart");
+    const [before] = poolOf(node)
+      .workers()
+      .map((w) => w.pid);
+    const recycled = once(poolOf(node), "restart");
     const res = await post("/v1/resize?w=100", await solidImage(800, 600));
     expect(res.status).toBe(200);
     const [event] = (await recycled) as [{ pid: number; reason: string }];
     expect(event).toEqual({ pid: before, reason: "memory" });
     const next = await post("/v1/resize?w=100", await solidImage(800, 600));
     expect(next.status).toBe(200);
-    expect(node.pool.workers().map((w) => w.pid)).not.toContain(before);
+    expect(
+      poolOf(node)
+        .workers()
+        .map((w) => w.pid),
+    ).not.toContain(before);
     expect(await metric("imgfleet_worker_restarts_total", { reason: "memory" })).toBeGreaterThanOrEqual(1);
   });
 
   it("an image that outlives limits.processingTimeoutMs is answered 504 and its worker replaced", async () => {
     const { node, post, metric } = await startNode({ limits: { processingTimeoutMs: 300 } });
-    const [before] = node.pool.workers().map((w) => w.pid);
+    const [before] = poolOf(node)
+      .workers()
+      .map((w) => w.pid);
     const res = await post("/v1/resize?blur=100", await noiseImage(3000));
     expect(res.status).toBe(504);
     const problem = await problemOf(res);
@@ -73,15 +89,19 @@ describe("worker supervision", () => {
     expect(await metric("imgfleet_worker_restarts_total", { reason: "timeout" })).toBe(1);
     const next = await post("/v1/resize?w=50", await solidImage(200, 100));
     expect(next.status).toBe(200);
-    expect(node.pool.workers().map((w) => w.pid)).not.toContain(before);
+    expect(
+      poolOf(node)
+        .workers()
+        .map((w) => w.pid),
+    ).not.toContain(before);
   });
 
   it("a job whose deadline passed while it waited is dropped before processing", async () => {
     const { node, post, metric } = await startNode({ queue: { deadlineMs: 400 } });
     const started: string[] = [];
-    node.pool.on("job-start", ({ jobId }) => started.push(jobId));
+    poolOf(node).on("job-start", ({ jobId }) => started.push(jobId));
     const slow = post("/v1/resize?blur=100", await noiseImage(2500));
-    await once(node.pool, "job-start");
+    await once(poolOf(node), "job-start");
     const waiting = await post("/v1/resize?w=50", await solidImage(200, 100));
     expect(waiting.status).toBe(504);
     expect((await problemOf(waiting)).type).toBe("/problems/timeout");
@@ -90,6 +110,6 @@ describe("worker supervision", () => {
       timeout: 15_000,
     });
     expect(started).toHaveLength(1);
-    expect(node.pool.workers()[0]?.jobs).toBe(1);
+    expect(poolOf(node).workers()[0]?.jobs).toBe(1);
   });
 });

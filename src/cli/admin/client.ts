@@ -111,6 +111,17 @@ export interface AdminClientOptions {
 
 type Query = Record<string, string | number | boolean | undefined>;
 
+/** A node as discovery lists it (GET /admin/v1/nodes). */
+export interface FleetNode {
+  id: string;
+  roles: string[];
+  version: string;
+  url: string;
+  startedAt: number;
+  seenAt: number;
+  load: { inFlight: number; queueDepth: number; workersBusy: number; workers: number; rssBytes: number };
+}
+
 interface Call {
   method: "GET" | "POST" | "PATCH" | "DELETE";
   path: string;
@@ -245,6 +256,11 @@ export class AdminClient {
   usageCost(query?: CostQuery): Promise<CostEstimate | CostSummary>;
   usageCost(query: CostQuery = {}): Promise<CostEstimate | CostSummary> {
     return this.#call({ method: "GET", path: "/usage/cost", query: { ...query } });
+  }
+
+  /** Every live node of the fleet, from discovery. */
+  nodes(): Promise<{ items: FleetNode[] }> {
+    return this.#call({ method: "GET", path: "/nodes" });
   }
 
   async #call<T>(call: Call): Promise<T> {

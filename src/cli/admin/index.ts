@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { registerAuditCommand } from "./audit-command.js";
 import { registerKeyCommands } from "./key-commands.js";
+import { registerNodesCommand } from "./nodes-command.js";
 import { registerTenantCommands } from "./tenant-commands.js";
 import { registerUsageCommands } from "./usage-commands.js";
 
@@ -12,5 +13,6 @@ export function registerAdminCommands(program: Command): void {
   registerTenantCommands(program);
   registerKeyCommands(program);
   registerAuditCommand(program);
+  registerNodesCommand(program);
   registerUsageCommands(program);
 }

@@ -1,0 +1,121 @@
+import type { Logger } from "pino";
+import type { Config } from "../config/schema.js";
+import { NatsKeyValue } from "../kv/nats-kv.js";
+import { connectNats, serverVersionWarning } from "../nats/connection.js";
+import { JetStreamJobQueue } from "../queue/jetstream-queue.js";
+import { FleetDataPath } from "../staging/fleet-data-path.js";
+import { HttpDataPath } from "../staging/http-data-path.js";
+import { LocalDataPath } from "../staging/local-data-path.js";
+import { PendingResults } from "../staging/pending-results.js";
+import { StagingTable } from "../staging/staging-table.js";
+import { JetStreamUsageLog } from "../usage/jetstream-usage-log.js";
+import {
+  type Adapters,
+  defaultNodeId,
+  MAX_IDENTITY_VALUE_BYTES,
+  MAX_SMALL_VALUE_BYTES,
+  openDatabase,
+} from "./adapters.js";
+
+/** Names of the fleet's streams and buckets: one set per NATS account. */
+export const FLEET_NAMES = {
+  jobStream: "IMGFLEET_JOBS",
+  jobSubject: "imgfleet.jobs",
+  workers: "imgfleet-workers",
+  usageStream: "IMGFLEET_USAGE",
+  usageSubject: "imgfleet.usage",
+  identityBucket: "imgfleet-identity",
+  nodesBucket: "imgfleet-nodes",
+  leasesBucket: "imgfleet-leases",
+} as const;
+
+/** Sealed usage batches the stream holds while the aggregator is away; spools hold the rest. */
+const USAGE_STREAM_CAPACITY = 100_000;
+/** One attempt of a worker's fetch or post to an API node; the job's deadline bounds the retries. */
+const DATA_PATH_ATTEMPT_MS = 5000;
+const MAX_NODES = 10_000;
+
+/**
+ * The fleet adapters: JetStream for the job queue and the usage log, NATS
+ * KV buckets for identity, discovery and leases (replicated ×3 on a
+ * cluster), PostgreSQL for the management plane, HTTP between nodes for the
+ * image bytes. Each bucket and stream is created if absent.
+ */
+export async function createFleetAdapters(config: Readonly<Config>, logger: Logger): Promise<Adapters> {
+  const { fleet } = config;
+  const nodeId = fleet.nodeId ?? defaultNodeId();
+  const replicas = fleet.replicas ?? (fleet.nats.servers.length >= 3 ? 3 : 1);
+  const db = await openDatabase(config);
+  const nc = await connectNats(
+    {
+      servers: fleet.nats.servers,
+      name: `imgfleet ${nodeId}`,
+      connectTimeoutMs: fleet.nats.connectTimeoutMs,
+      attempts: fleet.nats.connectAttempts,
+    },
+    logger,
+  ).catch(async (error: unknown) => {
+    await db.close();
+    throw error;
+  });
+  try {
+    const queue = await JetStreamJobQueue.open(nc, {
+      stream: FLEET_NAMES.jobStream,
+      subject: FLEET_NAMES.jobSubject,
+      durable: FLEET_NAMES.workers,
+      capacity: config.queue.capacity,
+      maxAttempts: config.queue.maxAttempts,
+      replicas,
+      // Redelivered to another worker when its worker died: after the longest a healthy job can take.
+      ackWaitMs: config.limits.processingTimeoutMs + DATA_PATH_ATTEMPT_MS,
+      logger,
+    });
+    const kv = (bucket: string, maxAgeMs: number, maxEntries: number, maxValueBytes: number) =>
+      NatsKeyValue.open(nc, { bucket, maxAgeMs, maxEntries, maxValueBytes, replicas });
+    const identityKv = await kv(
+      FLEET_NAMES.identityBucket,
+      0,
+      config.auth.maxRecords,
+      MAX_IDENTITY_VALUE_BYTES,
+    );
+    const nodesKv = await kv(FLEET_NAMES.nodesBucket, fleet.discoveryTtlMs, MAX_NODES, MAX_SMALL_VALUE_BYTES);
+    const leasesKv = await kv(FLEET_NAMES.leasesBucket, fleet.leaseTtlMs, MAX_NODES, MAX_SMALL_VALUE_BYTES);
+    const usageLog = await JetStreamUsageLog.open(nc, {
+      stream: FLEET_NAMES.usageStream,
+      subject: FLEET_NAMES.usageSubject,
+      capacity: USAGE_STREAM_CAPACITY,
+      replicas,
+    });
+    const staging = new StagingTable(config.staging.maxBytes);
+    const pending = new PendingResults();
+    const remote = new HttpDataPath({
+      clusterSecret: fleet.clusterSecret as string,
+      attemptTimeoutMs: DATA_PATH_ATTEMPT_MS,
+    });
+    return {
+      nodeId,
+      fleet: true,
+      queue,
+      staging,
+      pending,
+      dataPath: new FleetDataPath(nodeId, new LocalDataPath(staging, pending), remote),
+      db,
+      identityKv,
+      nodesKv,
+      leasesKv,
+      usageLog,
+      brokerWarning: serverVersionWarning(nc),
+      async close() {
+        await queue.close();
+        await usageLog.close();
+        for (const bucket of [identityKv, nodesKv, leasesKv]) await bucket.close();
+        await nc.drain().catch(() => nc.close());
+        await db.close();
+      },
+    };
+  } catch (error) {
+    await nc.close().catch(() => {});
+    await db.close();
+    throw error;
+  }
+}

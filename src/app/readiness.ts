@@ -1,0 +1,55 @@
+import type { Readiness } from "../api/routes/health.js";
+import type { Config, Role } from "../config/schema.js";
+import type { Singletons } from "../fleet/singletons.js";
+import type { Identity } from "../identity/identity.js";
+import type { Metrics } from "../metrics/metrics.js";
+import type { WorkerPool } from "../workers/worker-pool.js";
+import type { Adapters } from "./adapters.js";
+
+/** Staging above this share of its bound makes /readyz say "saturated" before requests start failing. */
+const SATURATION_SHARE = 0.9;
+
+export interface ReadinessInputs {
+  adapters: Adapters;
+  pool: WorkerPool | null;
+  config: Readonly<Config>;
+  roles: ReadonlySet<Role>;
+  state: { draining: boolean; started: boolean };
+  identity: Identity;
+  singletons: Singletons;
+}
+
+/** Whether this node can take work now, per role, with the reasons when not (for the load balancer). */
+export function readinessOf(s: ReadinessInputs): Readiness {
+  const queue = s.adapters.queue.stats();
+  const reasons: string[] = [];
+  if (!s.state.started) reasons.push("starting");
+  if (s.state.draining) reasons.push("draining");
+  if (s.pool && s.pool.workers().length === 0) reasons.push("no worker process is running");
+  if (s.roles.has("api")) {
+    if (!s.identity.cache.loaded) reasons.push("API keys not loaded yet");
+    if (queue.depth >= queue.capacity) reasons.push("job queue full");
+    if (s.adapters.staging.bytes >= s.adapters.staging.maxBytes * SATURATION_SHARE)
+      reasons.push("upload staging nearly full");
+  }
+  return {
+    ready: reasons.length === 0,
+    reasons,
+    node: s.adapters.nodeId,
+    roles: [...s.roles],
+    leases: s.singletons.held(),
+    queue: { depth: queue.depth, capacity: queue.capacity, oldestAgeMs: queue.oldestAgeMs },
+    workers: s.pool
+      ? { running: s.pool.workers().length, busy: s.pool.busyCount, configured: s.config.workers.count }
+      : null,
+  };
+}
+
+export function refreshLiveGauges(metrics: Metrics, adapters: Adapters): void {
+  const q = adapters.queue.stats();
+  metrics.queueDepth.set(q.depth);
+  metrics.queueCapacity.set(q.capacity);
+  metrics.queueOldestAge.set(q.oldestAgeMs / 1000);
+  metrics.stagingBytes.set(adapters.staging.bytes);
+  metrics.stagingCapacity.set(adapters.staging.maxBytes);
+}

@@ -1,0 +1,105 @@
+import type { Logger } from "pino";
+import type { Role } from "../config/schema.js";
+import type { KeyValue } from "../kv/key-value.js";
+
+/** What a node says about itself in discovery. */
+export interface NodeInfo {
+  id: string;
+  roles: Role[];
+  version: string;
+  /** Where other nodes and the CLI reach it (http://host:port). */
+  url: string;
+  startedAt: number;
+  /** Load when it last registered. */
+  load: { inFlight: number; queueDepth: number; workersBusy: number; workers: number; rssBytes: number };
+}
+
+export interface LiveNode extends NodeInfo {
+  /** When it last registered (epoch ms). */
+  seenAt: number;
+}
+
+const PREFIX = "node.";
+
+/**
+ * Service discovery over a KeyValue bucket: every node re-registers itself
+ * every `refreshMs`; a node not seen for `ttlMs` is gone (the bucket's max
+ * age removes it, and readers ignore it before that). Everyone finds
+ * everyone here, and the API share of a tenant's rate limit is 1 / live API
+ * nodes, refreshed with the registrations, never per request.
+ */
+export class Discovery {
+  #timer: NodeJS.Timeout | undefined;
+  #nodes: LiveNode[] = [];
+  #failures = 0;
+
+  constructor(
+    private readonly options: {
+      kv: KeyValue;
+      self: () => NodeInfo;
+      refreshMs: number;
+      ttlMs: number;
+      logger: Logger;
+    },
+  ) {}
+
+  async start(): Promise<void> {
+    await this.#round();
+    this.#schedule();
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.#timer);
+    await this.options.kv.delete(PREFIX + this.options.self().id).catch(() => {});
+  }
+
+  /** Live nodes as of the last refresh, this one included. */
+  nodes(): LiveNode[] {
+    return this.#nodes;
+  }
+
+  apiNodeCount(): number {
+    return Math.max(1, this.#nodes.filter((n) => n.roles.includes("api")).length);
+  }
+
+  /** The internal URL of a live node, for workers reaching the API node that staged a job. */
+  urlOf(nodeId: string): string | undefined {
+    return this.#nodes.find((n) => n.id === nodeId)?.url;
+  }
+
+  /** Reads every live node now (the CLI's `nodes` asks through the admin API). */
+  async list(): Promise<LiveNode[]> {
+    const now = Date.now();
+    const entries = await this.options.kv.entries(PREFIX);
+    return entries
+      .filter((e) => now - e.updatedAt < this.options.ttlMs)
+      .map((e) => ({ ...(JSON.parse(e.value) as NodeInfo), seenAt: e.updatedAt }))
+      .sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  #schedule(): void {
+    const jitter = 0.9 + Math.random() * 0.2;
+    this.#timer = setTimeout(
+      () => void this.#round().finally(() => this.#schedule()),
+      this.options.refreshMs * jitter,
+    );
+    this.#timer.unref();
+  }
+
+  async #round(): Promise<void> {
+    const self = this.options.self();
+    try {
+      await this.options.kv.put(PREFIX + self.id, JSON.stringify(self));
+      this.#nodes = await this.list();
+      this.#failures = 0;
+    } catch (error) {
+      // Keep the last view: a KV outage must not make this node think it is alone.
+      if (this.#failures++ % 10 === 0) {
+        this.options.logger.warn(
+          { err: error },
+          "could not register in discovery or read the fleet (retrying); keeping the last view of the fleet",
+        );
+      }
+    }
+  }
+}

@@ -1,0 +1,128 @@
+import type { Logger } from "pino";
+import type { KeyValue } from "../kv/key-value.js";
+
+export interface LeaseOptions {
+  kv: KeyValue;
+  /** The singleton's name, e.g. `usage-aggregator`; the KV key is `lease.<name>`. */
+  name: string;
+  holder: string;
+  /** Must match the bucket's max age: an unrenewed lease disappears after it. */
+  ttlMs: number;
+  logger: Logger;
+  onAcquired: () => Promise<void>;
+  onLost: () => Promise<void>;
+  /** Called with every change of who holds it (for events and metrics). */
+  onChange?: (held: boolean) => void;
+}
+
+interface LeaseValue {
+  holder: string;
+  since: number;
+}
+
+/**
+ * A control singleton's lease in a KeyValue bucket: created if absent,
+ * renewed by compare-and-set every third of its TTL, lost when a renewal
+ * fails, and taken over by another node once the holder stops renewing
+ * (the bucket's max age removes the stale entry; a holder whose entry is
+ * older than the TTL is treated as gone even before that).
+ */
+export class Lease {
+  #revision: number | null = null;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  #busy: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: LeaseOptions) {}
+
+  get held(): boolean {
+    return this.#revision !== null;
+  }
+
+  get key(): string {
+    return `lease.${this.options.name}`;
+  }
+
+  /** Tries once now (so a lone node starts its singleton before serving), then keeps trying. */
+  async start(): Promise<void> {
+    await this.#tick();
+    this.#schedule();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#busy;
+    if (this.#revision === null) return;
+    this.#revision = null;
+    await this.options.onLost();
+    // Hand over at once rather than after the TTL.
+    await this.options.kv.delete(this.key).catch(() => {});
+  }
+
+  #schedule(): void {
+    if (this.#stopped) return;
+    const every = this.options.ttlMs / 3;
+    this.#timer = setTimeout(
+      () => void this.#tick().finally(() => this.#schedule()),
+      every * (0.9 + Math.random() * 0.2),
+    );
+    this.#timer.unref();
+  }
+
+  #tick(): Promise<void> {
+    this.#busy = this.#busy.then(() => (this.#revision === null ? this.#acquire() : this.#renew()));
+    return this.#busy;
+  }
+
+  async #acquire(): Promise<void> {
+    const { kv, holder, ttlMs } = this.options;
+    const value = JSON.stringify({ holder, since: Date.now() } satisfies LeaseValue);
+    try {
+      const existing = await kv.entry(this.key);
+      let revision: number | null;
+      if (!existing) revision = await kv.create(this.key, value);
+      else if (Date.now() - existing.updatedAt > ttlMs || parse(existing.value)?.holder === holder)
+        revision = await kv.update(this.key, value, existing.revision);
+      else return;
+      if (revision === null) return;
+      this.#revision = revision;
+      this.options.logger.info(
+        { lease: this.options.name, holder },
+        `took the ${this.options.name} lease: this node runs it now`,
+      );
+      this.options.onChange?.(true);
+      await this.options.onAcquired();
+    } catch (error) {
+      this.options.logger.warn(
+        { err: error, lease: this.options.name },
+        `could not take the ${this.options.name} lease; retrying`,
+      );
+    }
+  }
+
+  async #renew(): Promise<void> {
+    const { kv, holder } = this.options;
+    const value = JSON.stringify({ holder, since: Date.now() } satisfies LeaseValue);
+    const revision = await kv.update(this.key, value, this.#revision as number).catch(() => null);
+    if (revision !== null) {
+      this.#revision = revision;
+      return;
+    }
+    this.#revision = null;
+    this.options.logger.warn(
+      { lease: this.options.name, holder },
+      `lost the ${this.options.name} lease (could not renew it in time); stopping it here, another node takes over`,
+    );
+    this.options.onChange?.(false);
+    await this.options.onLost();
+  }
+}
+
+function parse(value: string): LeaseValue | null {
+  try {
+    return JSON.parse(value) as LeaseValue;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,108 @@
+import { INTERNAL_PREFIX } from "../api/routes/internal.js";
+import { signRequest } from "../fleet/cluster-auth.js";
+import type { JobMessage, StagedRef } from "../queue/job-queue.js";
+import { jitteredBackoffMs } from "../util/backoff.js";
+import type { JobDataPath } from "./data-path.js";
+import type { JobOutcome } from "./job-outcome.js";
+import { OUTCOME_HEADER, outcomeBody, outcomeHeader } from "./outcome-wire.js";
+
+export interface HttpDataPathOptions {
+  clusterSecret: string;
+  /** One attempt's bound; the job's deadline bounds them all. */
+  attemptTimeoutMs: number;
+  /** Resolves a node id to its base URL when the ref carries none (from discovery). */
+  resolveNode?: (nodeId: string) => string | undefined;
+  now?: () => number;
+}
+
+class Gone extends Error {}
+
+/**
+ * The fleet data path, worker side: fetches a job's staged bytes from the
+ * API node that holds them and posts the result back to it, over internal
+ * HTTP signed with the cluster secret. Each call retries network errors and
+ * 5xx with jittered backoff until the job's deadline; a 404 or 410 (the API
+ * node no longer holds the bytes or nobody waits) ends it at once.
+ */
+export class HttpDataPath implements JobDataPath {
+  constructor(private readonly options: HttpDataPathOptions) {}
+
+  async fetchInput(
+    ref: StagedRef,
+    deadline = Date.now() + this.options.attemptTimeoutMs,
+  ): Promise<Buffer | undefined> {
+    const path = `${INTERNAL_PREFIX}/staged/${encodeURIComponent(ref.key)}`;
+    try {
+      const res = await this.#call(this.#base(ref), "GET", path, undefined, deadline, {});
+      return Buffer.from(await res.arrayBuffer());
+    } catch (error) {
+      if (error instanceof Gone) return undefined;
+      throw error;
+    }
+  }
+
+  async postResult(job: JobMessage, outcome: JobOutcome): Promise<boolean> {
+    const path = `${INTERNAL_PREFIX}/results/${encodeURIComponent(job.id)}`;
+    const body = outcomeBody(outcome);
+    const headers = { [OUTCOME_HEADER]: outcomeHeader(outcome), "content-type": "application/octet-stream" };
+    try {
+      await this.#call(this.#base(job.input), "POST", path, body, job.deadline, headers);
+      return true;
+    } catch (error) {
+      if (error instanceof Gone) return false;
+      throw error;
+    }
+  }
+
+  #base(ref: StagedRef): string {
+    const url = ref.url ?? this.options.resolveNode?.(ref.node);
+    if (!url) throw new Error(`no address known for node ${ref.node}, which staged this job's input`);
+    return url;
+  }
+
+  async #call(
+    base: string,
+    method: "GET" | "POST",
+    path: string,
+    body: Buffer | undefined,
+    deadline: number,
+    headers: Record<string, string>,
+  ): Promise<Response> {
+    const now = this.options.now ?? Date.now;
+    let lastError: unknown;
+    for (let attempt = 1; ; attempt++) {
+      const remaining = deadline - now();
+      if (remaining <= 0) break;
+      try {
+        const res = await fetch(`${base}${path}`, {
+          method,
+          body,
+          headers: { ...headers, ...signRequest(this.options.clusterSecret, method, path, body) },
+          signal: AbortSignal.timeout(Math.min(remaining, this.options.attemptTimeoutMs)),
+        });
+        if (res.status === 404 || res.status === 410) throw new Gone();
+        if (res.ok) return res;
+        await res.arrayBuffer();
+        lastError = new Error(`${method} ${base}${path} answered ${res.status}${authReason(res)}`);
+        if (res.status < 500) break;
+      } catch (error) {
+        if (error instanceof Gone) throw error;
+        lastError = error;
+      }
+      const pause = jitteredBackoffMs(attempt, 50, 2000);
+      if (now() + pause >= deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+    throw new Error(
+      `could not ${method === "GET" ? "fetch the staged input from" : "post the result to"} ${base} before the job's deadline`,
+      { cause: lastError },
+    );
+  }
+}
+
+function authReason(res: Response): string {
+  const reason = res.headers.get("x-imgfleet-auth");
+  return reason
+    ? ` (cluster authentication: ${reason}; check that every node has the same fleet.clusterSecret and a synchronised clock)`
+    : "";
+}

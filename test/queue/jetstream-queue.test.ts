@@ -1,0 +1,391 @@
+import { randomUUID } from "node:crypto";
+import { type JetStreamManager, jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import type { NatsCluster } from "../../src/dev/nats-cluster.js";
+import { enqueueWithin, QueueUnavailableError } from "../../src/queue/enqueue.js";
+import {
+  JetStreamJobQueue,
+  type JetStreamQueueOptions,
+  JobMessageTooLargeError,
+  type QueueLogger,
+  QueueSetupError,
+} from "../../src/queue/jetstream-queue.js";
+import type { Delivery, JobQueue } from "../../src/queue/job-queue.js";
+import { QueueFullError } from "../../src/queue/job-queue.js";
+import { delay } from "../../src/util/time.js";
+import { hasNats, natsForSuite, natsForTest } from "../helpers/nats.js";
+import { describeJobQueue, message } from "./job-queue.contract.js";
+
+/** Records what the adapter logs, so tests stay quiet and can assert on it. */
+function recordingLogger() {
+  const lines: { level: "warn" | "info"; msg: string }[] = [];
+  const logger: QueueLogger = {
+    warn: (_obj, msg) => lines.push({ level: "warn", msg }),
+    info: (_obj, msg) => lines.push({ level: "info", msg }),
+  };
+  return { logger, lines };
+}
+
+/** A fresh stream per test: its own name, subject and durable. */
+function options(overrides: Partial<JetStreamQueueOptions> = {}): JetStreamQueueOptions {
+  const tag = randomUUID().slice(0, 8);
+  return {
+    stream: `JOBS_${tag}`,
+    subject: `imgfleet.jobs.${tag}`,
+    durable: "workers",
+    capacity: 8,
+    maxAttempts: 2,
+    replicas: 1,
+    ackWaitMs: 30_000,
+    logger: recordingLogger().logger,
+    ...overrides,
+  };
+}
+
+async function open(nc: NatsConnection, o: JetStreamQueueOptions): Promise<JetStreamJobQueue> {
+  const queue = await JetStreamJobQueue.open(nc, o);
+  onTestFinished(() => queue.close());
+  return queue;
+}
+
+/** A connection that rides out server restarts quickly, closed when the test ends. */
+async function connectTo(cluster: NatsCluster): Promise<NatsConnection> {
+  const nc = await connect({ servers: cluster.urls, reconnectTimeWait: 100, maxReconnectAttempts: -1 });
+  onTestFinished(() => nc.close());
+  return nc;
+}
+
+async function storedMessages(jsm: JetStreamManager, stream: string): Promise<number> {
+  return (await jsm.streams.info(stream)).state.messages;
+}
+
+/** A pull that is cancelled at once must come back empty: nothing left to deliver now. */
+async function expectNothingNow(queue: JobQueue): Promise<void> {
+  const abort = new AbortController();
+  const pending = queue.pull(abort.signal);
+  abort.abort();
+  expect(await pending).toBeNull();
+}
+
+const signal = () => new AbortController().signal;
+
+describe.runIf(hasNats)("JetStreamJobQueue", () => {
+  let cluster: NatsCluster;
+  let nc: NatsConnection;
+  let jsm: JetStreamManager;
+
+  beforeAll(async () => {
+    cluster = await natsForSuite(1);
+    nc = await connect({ servers: cluster.urls });
+    jsm = await jetstreamManager(nc);
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await cluster?.stop();
+  });
+
+  describeJobQueue("JetStream (1 server)", (o) => JetStreamJobQueue.open(nc, options(o)), {
+    exactStats: false,
+    retryAtHead: false,
+  });
+
+  describe("adapter", () => {
+    it("stores a job enqueued twice under the same id once", async () => {
+      const o = options();
+      const queue = await open(nc, o);
+      const m = message();
+      await queue.enqueue(m);
+      await queue.enqueue(m);
+      expect(await storedMessages(jsm, o.stream)).toBe(1);
+      expect(queue.stats().depth).toBe(1);
+      const d = await queue.pull(signal());
+      expect([d?.message.id, d?.attempt]).toEqual([m.id, 1]);
+      await d?.ack();
+      expect(await storedMessages(jsm, o.stream)).toBe(0);
+      await expectNothingNow(queue);
+    });
+
+    it("redelivers an unsettled job to another node after the ack wait", async () => {
+      const o = options({ ackWaitMs: 1_000 });
+      const doomed = await connectTo(cluster);
+      const first = await open(doomed, o);
+      const second = await open(nc, o);
+      const m = message();
+      await first.enqueue(m);
+      const d1 = await first.pull(signal());
+      expect([d1?.message.id, d1?.attempt]).toEqual([m.id, 1]);
+      const takenAt = Date.now();
+      // The first worker node dies holding the job: no ack, no nak, no connection.
+      await doomed.close();
+      const d2 = await second.pull(signal());
+      expect([d2?.message.id, d2?.attempt]).toEqual([m.id, 2]);
+      expect(Date.now() - takenAt).toBeGreaterThanOrEqual(900);
+      await d2?.ack();
+      expect(await storedMessages(jsm, o.stream)).toBe(0);
+    });
+
+    it("bounds deliveries by maxAttempts, and removes a job whose last attempt was never settled", async () => {
+      const { logger, lines } = recordingLogger();
+      const o = options({ maxAttempts: 2, ackWaitMs: 1_000, logger });
+      const queue = await open(nc, o);
+      const abandoned = message();
+      await queue.enqueue(abandoned);
+      const attempts: number[] = [];
+      for (let i = 0; i < 2; i++) attempts.push((await queue.pull(signal()))?.attempt ?? 0);
+      expect(attempts).toEqual([1, 2]);
+      // A third delivery is over the bound: the adapter terms it instead of returning it.
+      const abort = new AbortController();
+      const pending = queue.pull(abort.signal);
+      await expect.poll(() => storedMessages(jsm, o.stream), { timeout: 5_000 }).toBe(0);
+      abort.abort();
+      expect(await pending).toBeNull();
+      expect(lines.some((l) => l.level === "warn" && l.msg.includes("never settled"))).toBe(true);
+
+      // A retried job that fails again is dropped as well.
+      const retried = message();
+      await queue.enqueue(retried);
+      const d1 = await queue.pull(signal());
+      expect(await d1?.retry()).toBe(true);
+      const d2 = await queue.pull(signal());
+      expect([d2?.message.id, d2?.attempt]).toEqual([retried.id, 2]);
+      expect(await d2?.retry()).toBe(false);
+      await expect.poll(() => storedMessages(jsm, o.stream), { timeout: 5_000 }).toBe(0);
+    });
+
+    it("rejects a job when the stream is full and keeps the queued ones", async () => {
+      const o = options({ capacity: 3 });
+      const queue = await open(nc, o);
+      const kept = [message(), message(), message()];
+      for (const m of kept) await queue.enqueue(m);
+      const refused = queue.enqueue(message());
+      await expect(refused).rejects.toBeInstanceOf(QueueFullError);
+      await expect(refused).rejects.toMatchObject({ capacity: 3 });
+      expect(await storedMessages(jsm, o.stream)).toBe(3);
+      expect(queue.stats()).toMatchObject({ depth: 3, capacity: 3 });
+      const got: string[] = [];
+      for (let i = 0; i < kept.length; i++) {
+        const d = await queue.pull(signal());
+        got.push(d?.message.id ?? "none");
+        await d?.ack();
+      }
+      expect(got).toEqual(kept.map((m) => m.id));
+      await queue.enqueue(message());
+    });
+
+    it("refuses a control message over 64 KiB", async () => {
+      const o = options();
+      const queue = await open(nc, o);
+      const huge = message({ tenant: "x".repeat(70_000) });
+      await expect(queue.enqueue(huge)).rejects.toBeInstanceOf(JobMessageTooLargeError);
+      expect(await storedMessages(jsm, o.stream)).toBe(0);
+    });
+
+    it("working() keeps a long job from being redelivered", async () => {
+      const o = options({ ackWaitMs: 1_000 });
+      const holder = await open(nc, o);
+      const other = await open(nc, o);
+      await holder.enqueue(message());
+      const d = (await holder.pull(signal())) as Delivery;
+      const keepAlive = setInterval(() => void d.working(), 300);
+      onTestFinished(() => clearInterval(keepAlive));
+      // Two and a half ack waits: without working() the job would have moved.
+      expect(await other.pull(AbortSignal.timeout(2_500))).toBeNull();
+      clearInterval(keepAlive);
+      await d.ack();
+      expect(await storedMessages(jsm, o.stream)).toBe(0);
+    });
+
+    it("two nodes opening a fresh queue at once both succeed, and share it", async () => {
+      const o = options();
+      const other = await connectTo(cluster);
+      const [a, b] = await Promise.all([JetStreamJobQueue.open(nc, o), JetStreamJobQueue.open(other, o)]);
+      onTestFinished(async () => {
+        await Promise.all([a.close(), b.close()]);
+      });
+      const m = message();
+      await a.enqueue(m);
+      const d = await b.pull(signal());
+      expect(d?.message.id).toBe(m.id);
+      await d?.ack();
+    });
+
+    it("binds to an existing stream, updating what may change, and refuses an incompatible one", async () => {
+      const o = options({ capacity: 4 });
+      await open(nc, o);
+      await open(nc, { ...o, capacity: 6 });
+      expect((await jsm.streams.info(o.stream)).config.max_msgs).toBe(6);
+
+      const foreign = options();
+      await jsm.streams.add({
+        name: foreign.stream,
+        subjects: [foreign.subject],
+        retention: RetentionPolicy.Limits,
+        storage: StorageType.Memory,
+      });
+      await expect(JetStreamJobQueue.open(nc, foreign)).rejects.toBeInstanceOf(QueueSetupError);
+    });
+  });
+
+  describe("outages", () => {
+    it("enqueueWithin succeeds after a short outage of the only server", async () => {
+      const single = await natsForTest(1);
+      const conn = await connectTo(single);
+      const o = options({ publishTimeoutMs: 500 });
+      const queue = await open(conn, o);
+      const server = single.servers[0];
+      if (!server) throw new Error("no server");
+      await server.kill("SIGKILL");
+      let restarted: Promise<void> | undefined;
+      const m = message();
+      await enqueueWithin(queue, m, Date.now() + 20_000, {
+        onRetry: (error) => {
+          expect(error).toBeInstanceOf(QueueUnavailableError);
+          restarted ??= server.restart();
+        },
+      });
+      expect(restarted).toBeDefined();
+      await restarted;
+      const d = await queue.pull(signal());
+      expect([d?.message.id, d?.attempt]).toEqual([m.id, 1]);
+      await d?.ack();
+      // Attempts whose replies were lost were deduplicated by the job id.
+      await expectNothingNow(queue);
+      expect(await storedMessages(await jetstreamManager(conn), o.stream)).toBe(0);
+    });
+
+    it("enqueueWithin fails with QueueUnavailableError once the deadline passes with the server down", async () => {
+      const single = await natsForTest(1);
+      const conn = await connectTo(single);
+      const queue = await open(conn, options({ publishTimeoutMs: 500 }));
+      await single.servers[0]?.kill("SIGKILL");
+      const started = Date.now();
+      const failed = enqueueWithin(queue, message(), started + 1_500);
+      await expect(failed).rejects.toBeInstanceOf(QueueUnavailableError);
+      await expect(failed).rejects.toMatchObject({ reason: "deadline" });
+      const elapsed = Date.now() - started;
+      expect(elapsed).toBeGreaterThanOrEqual(1_400);
+      expect(elapsed).toBeLessThan(2_000);
+    });
+  });
+
+  describe("cluster (3 servers, replicas 3)", () => {
+    it("loses no accepted job when the stream leader is killed, and recovers within seconds", async () => {
+      const three = await natsForTest(3);
+      const conn = await connectTo(three);
+      const admin = await jetstreamManager(conn);
+      const o = options({ replicas: 3, capacity: 100_000, publishTimeoutMs: 1_000 });
+      const queue = await open(conn, o);
+
+      const load = enqueueLoad(queue);
+      await load.waitForSuccesses(200);
+      const leader = (await admin.streams.info(o.stream)).cluster?.leader;
+      const victim = three.servers.find((s) => s.name === leader);
+      if (!victim) throw new Error(`stream leader ${leader} is none of ${three.servers.map((s) => s.name)}`);
+      const killedAt = Date.now();
+      await victim.kill("SIGKILL");
+      const attempts = await load.untilRecovered(killedAt);
+
+      const failures = attempts.filter((a) => !a.ok);
+      for (const f of failures) expect(f.error).toBe("QueueUnavailableError");
+      const firstFailure = failures[0]?.at ?? killedAt;
+      const lastFailure = failures.at(-1)?.at ?? killedAt;
+      const recoveredAt = attempts.find((a) => a.ok && a.at > lastFailure)?.at ?? killedAt;
+      const outageMs = failures.length > 0 ? recoveredAt - firstFailure : 0;
+      console.info(
+        `stream leader ${leader} killed: enqueues failed for ${outageMs} ms (${failures.length} of ${attempts.length} attempts), from ${firstFailure - killedAt} ms after the kill`,
+      );
+      // Failures only around the election, then success again within seconds.
+      expect(firstFailure).toBeGreaterThanOrEqual(killedAt);
+      expect(lastFailure - killedAt).toBeLessThan(12_000);
+      expect(outageMs).toBeLessThan(12_000);
+
+      // Every accepted job is delivered exactly once; a failed attempt's job at most once.
+      const accepted = attempts.filter((a) => a.ok).map((a) => a.id);
+      const counts = await drain(queue, admin, o, new Set(accepted));
+      for (const id of accepted) expect(counts.get(id), id).toBe(1);
+      for (const [id, n] of counts) expect(n, id).toBe(1);
+    }, 120_000);
+  });
+});
+
+interface Attempt {
+  id: string;
+  ok: boolean;
+  at: number;
+  error?: string;
+}
+
+/** Enqueues one job after another (paced, like steady traffic) and records each outcome. */
+function enqueueLoad(queue: JobQueue) {
+  const attempts: Attempt[] = [];
+  let stopAt = Number.POSITIVE_INFINITY;
+  let successes = 0;
+  const running = (async () => {
+    while (Date.now() < stopAt) {
+      const m = message();
+      const at = Date.now();
+      try {
+        await queue.enqueue(m);
+        attempts.push({ id: m.id, ok: true, at });
+        successes++;
+      } catch (error) {
+        attempts.push({ id: m.id, ok: false, at, error: (error as Error).name });
+      }
+      await delay(5);
+    }
+  })();
+  return {
+    async waitForSuccesses(n: number): Promise<void> {
+      await expect.poll(() => successes, { timeout: 10_000 }).toBeGreaterThanOrEqual(n);
+    },
+    /** Runs until 50 enqueues in a row succeed after the last failure (at least 3 s after the kill). */
+    async untilRecovered(killedAt: number): Promise<Attempt[]> {
+      await expect
+        .poll(
+          () => {
+            const recent = attempts.slice(-50);
+            return Date.now() - killedAt > 3_000 && recent.length === 50 && recent.every((a) => a.ok);
+          },
+          { timeout: 30_000, interval: 50 },
+        )
+        .toBe(true);
+      stopAt = 0;
+      await running;
+      return attempts;
+    },
+  };
+}
+
+/** Pulls and acks on four lanes until the stream is empty and every expected job was seen; counts deliveries per job. */
+async function drain(
+  queue: JobQueue,
+  admin: JetStreamManager,
+  o: JetStreamQueueOptions,
+  expected: Set<string>,
+): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  const stop = new AbortController();
+  const lane = async () => {
+    for (;;) {
+      const d = await queue.pull(stop.signal);
+      if (!d) return;
+      counts.set(d.message.id, (counts.get(d.message.id) ?? 0) + 1);
+      await d.ack();
+    }
+  };
+  const lanes = Array.from({ length: 4 }, lane);
+  await expect
+    .poll(
+      async () => {
+        const info = await admin.consumers.info(o.stream, o.durable);
+        const seenAll = [...expected].every((id) => counts.has(id));
+        return seenAll && info.num_pending === 0 && info.num_ack_pending === 0;
+      },
+      { timeout: 30_000, interval: 200 },
+    )
+    .toBe(true);
+  stop.abort();
+  await Promise.all(lanes);
+  return counts;
+}

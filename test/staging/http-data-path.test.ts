@@ -1,0 +1,121 @@
+import type { AddressInfo } from "node:net";
+import Fastify from "fastify";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { INTERNAL_PREFIX, internalRoutes } from "../../src/api/routes/internal.js";
+import { freePort } from "../../src/dev/ports.js";
+import { signRequest } from "../../src/fleet/cluster-auth.js";
+import { HttpDataPath } from "../../src/staging/http-data-path.js";
+import type { JobOutcome } from "../../src/staging/job-outcome.js";
+import { PendingResults } from "../../src/staging/pending-results.js";
+import { StagingTable } from "../../src/staging/staging-table.js";
+import { message } from "../queue/job-queue.contract.js";
+import { describeJobDataPath } from "./data-path.contract.js";
+
+const SECRET = "a-cluster-secret-of-enough-length-0123456789";
+
+/** A real HTTP server with the API node's internal routes, on a free port. */
+async function apiNode(secret = SECRET, port = 0) {
+  const staging = new StagingTable(16 * 1024 * 1024);
+  const pending = new PendingResults();
+  const app = Fastify();
+  await app.register(async (scope) => internalRoutes(scope, { staging, pending, clusterSecret: secret }));
+  await app.listen({ host: "127.0.0.1", port });
+  onTestFinished(() => app.close());
+  const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  const stage = (key: string, bytes: Buffer) => {
+    staging.reserve(key, bytes.length);
+    staging.fill(key, bytes);
+  };
+  return { url, staging, pending, stage };
+}
+
+function pathTo(url: string, secret = SECRET) {
+  return new HttpDataPath({ clusterSecret: secret, attemptTimeoutMs: 2000, resolveNode: () => url });
+}
+
+describeJobDataPath("HTTP between nodes", async () => {
+  const node = await apiNode();
+  return {
+    path: pathTo(node.url),
+    stage: node.stage,
+    awaitResult: (jobId) => node.pending.wait(jobId, new AbortController().signal),
+  };
+});
+
+describe("fleet data path over HTTP", () => {
+  it("carries a successful result's image bytes and metadata intact", async () => {
+    const node = await apiNode();
+    const job = message({ input: { node: "api-1", key: "k1", bytes: 3, url: node.url } });
+    const outcome: JobOutcome = {
+      ok: true,
+      data: Buffer.from([0xff, 0xd8, 0xff, 0x00, 0x01]),
+      info: { format: "jpeg", width: 10, height: 5, bytes: 5, pages: 1 },
+      timings: { queueMs: 1.5, fetchMs: 0.5, processMs: 7, cpuMs: 6.5 },
+    };
+    const waiting = node.pending.wait(job.id, new AbortController().signal);
+    expect(
+      await new HttpDataPath({ clusterSecret: SECRET, attemptTimeoutMs: 2000 }).postResult(job, outcome),
+    ).toBe(true);
+    expect(await waiting).toEqual(outcome);
+  });
+
+  it("refuses requests signed with another secret, saying so in a header the worker logs", async () => {
+    const node = await apiNode();
+    node.stage("k", Buffer.from("bytes"));
+    const ref = { node: "api-1", key: "k", bytes: 5, url: node.url };
+    await expect(
+      pathTo(node.url, "another-secret-entirely-0123456789abcdef").fetchInput(ref, Date.now() + 300),
+    ).rejects.toThrow(/before the job's deadline/);
+    const path = `${INTERNAL_PREFIX}/staged/k`;
+    const res = await fetch(`${node.url}${path}`, {
+      headers: signRequest("wrong-secret-xxxxxxxxxxxxxxxxxxxxxxxx", "GET", path),
+    });
+    expect([res.status, res.headers.get("x-imgfleet-auth")]).toEqual([401, "signature"]);
+  });
+
+  it("refuses unsigned, stale and replayed requests", async () => {
+    const node = await apiNode();
+    node.stage("k", Buffer.from("bytes"));
+    const path = `${INTERNAL_PREFIX}/staged/k`;
+    const status = async (headers: Record<string, string>) => {
+      const res = await fetch(`${node.url}${path}`, { headers });
+      await res.arrayBuffer();
+      return [res.status, res.headers.get("x-imgfleet-auth")];
+    };
+    expect(await status({})).toEqual([401, "missing"]);
+    expect(await status(signRequest(SECRET, "GET", path, undefined, Date.now() - 60_000))).toEqual([
+      401,
+      "stale",
+    ]);
+    const once = signRequest(SECRET, "GET", path);
+    expect(await status(once)).toEqual([200, null]);
+    expect(await status(once)).toEqual([401, "replayed"]);
+  });
+
+  it("refuses a result whose body was changed after signing", async () => {
+    const node = await apiNode();
+    const path = `${INTERNAL_PREFIX}/results/job-x`;
+    const signed = signRequest(SECRET, "POST", path, Buffer.from("original"));
+    const res = await fetch(`${node.url}${path}`, {
+      method: "POST",
+      body: Buffer.from("tampered"),
+      headers: { ...signed, "content-type": "application/octet-stream" },
+    });
+    expect([res.status, res.headers.get("x-imgfleet-auth")]).toEqual([401, "signature"]);
+  });
+
+  it("retries a node that is briefly unreachable within the job's deadline, and gives up at the deadline", async () => {
+    const port = await freePort();
+    const path = pathTo(`http://127.0.0.1:${port}`);
+    const fetching = path.fetchInput({ node: "api-1", key: "k", bytes: 10 }, Date.now() + 10_000);
+    // The node comes up only after the worker's first attempts have failed.
+    await new Promise((r) => setTimeout(r, 300));
+    const node = await apiNode(SECRET, port);
+    node.stage("k", Buffer.from("late bytes"));
+    expect(await fetching).toEqual(Buffer.from("late bytes"));
+    const unreachable = pathTo(`http://127.0.0.1:${await freePort()}`);
+    await expect(
+      unreachable.fetchInput({ node: "gone", key: "k", bytes: 1 }, Date.now() + 400),
+    ).rejects.toThrow(/could not fetch the staged input/);
+  });
+});
