@@ -4,9 +4,11 @@ import type { Database } from "../db/database.js";
 import type { LiveNode } from "../fleet/discovery.js";
 import type { Identity } from "../identity/identity.js";
 import type { Actor } from "../identity/model.js";
+import type { Ops } from "../ops/ops.js";
 import { deadLetters } from "../queue/dead-letters.js";
 import { auditRoutes } from "./audit-routes.js";
 import { keyRoutes } from "./key-routes.js";
+import { opsRoutes } from "./ops-routes.js";
 import { tenantRoutes } from "./tenant-routes.js";
 import { usageRoutes } from "./usage-routes.js";
 import { DeadLetterQuery, parseInput } from "./validation.js";
@@ -20,6 +22,7 @@ export interface AdminDeps {
   db: Database;
   /** The fleet as discovery sees it. */
   nodes: () => Promise<LiveNode[]>;
+  ops: Ops;
 }
 
 declare module "fastify" {
@@ -49,6 +52,7 @@ export async function adminApi(app: FastifyInstance, deps: AdminDeps): Promise<v
       keyRoutes(admin, deps);
       auditRoutes(admin, deps);
       admin.get("/nodes", async () => ({ items: await deps.nodes() }));
+      opsRoutes(admin, deps.ops);
       admin.get("/dead-letters", async (request) => {
         const { limit } = parseInput(DeadLetterQuery, request.query, "query");
         return { items: await deadLetters.list(deps.db, limit) };

@@ -8,6 +8,7 @@ import { ProblemError } from "../errors/problem.js";
 import type { LiveNode } from "../fleet/discovery.js";
 import type { Identity } from "../identity/identity.js";
 import type { Metrics } from "../metrics/metrics.js";
+import type { Ops } from "../ops/ops.js";
 import type { ResizeService } from "../resize/resize-service.js";
 import type { UsageMeter } from "../usage/meter.js";
 import { usageRoutes } from "../usage/usage-routes.js";
@@ -37,6 +38,7 @@ export interface ApiDeps {
   internal: InternalDeps | null;
   /** The fleet as discovery sees it, for GET /admin/v1/nodes. */
   nodes: () => Promise<LiveNode[]>;
+  ops: Ops;
   outboxBacklog: () => Promise<number>;
   /** The management database: usage reports read its rollups. */
   db: Database;
@@ -116,5 +118,6 @@ async function publicRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> 
     outboxBacklog: deps.outboxBacklog,
     db: deps.db,
     nodes: deps.nodes,
+    ops: deps.ops,
   });
 }

@@ -40,6 +40,8 @@ export interface Adapters {
   nodesKv: KeyValue;
   /** Leases of the control singletons. */
   leasesKv: KeyValue;
+  /** Feature flags, watched by every node. */
+  flagsKv: KeyValue;
   /** Carries sealed usage batches from spools to the aggregator. */
   usageLog: UsageLog;
   /** The server's version and a warning when it is too old for production (fleet only). */
@@ -76,6 +78,8 @@ async function createEmbeddedAdapters(config: Readonly<Config>): Promise<Adapter
     new MemoryKeyValue({ maxEntries: MAX_NODES, maxValueBytes: MAX_SMALL_VALUE_BYTES, maxAgeMs });
   const nodesKv = small(config.fleet.discoveryTtlMs);
   const leasesKv = small(config.fleet.leaseTtlMs);
+  // A flag with per-tenant overrides can be far larger than a registration.
+  const flagsKv = new MemoryKeyValue({ maxEntries: 1000, maxValueBytes: 256 * 1024 });
   const usageLog = new MemoryUsageLog({ capacity: USAGE_LOG_CAPACITY });
   return {
     nodeId: config.fleet.nodeId ?? "local",
@@ -88,12 +92,13 @@ async function createEmbeddedAdapters(config: Readonly<Config>): Promise<Adapter
     identityKv,
     nodesKv,
     leasesKv,
+    flagsKv,
     usageLog,
     brokerWarning: null,
     async close() {
       await queue.close();
       await usageLog.close();
-      for (const kv of [identityKv, nodesKv, leasesKv]) await kv.close();
+      for (const kv of [identityKv, nodesKv, leasesKv, flagsKv]) await kv.close();
       await db.close();
     },
   };

@@ -27,6 +27,7 @@ export const FLEET_NAMES = {
   identityBucket: "imgfleet-identity",
   nodesBucket: "imgfleet-nodes",
   leasesBucket: "imgfleet-leases",
+  flagsBucket: "imgfleet-flags",
 } as const;
 
 /** Sealed usage batches the stream holds while the aggregator is away; spools hold the rest. */
@@ -34,6 +35,9 @@ const USAGE_STREAM_CAPACITY = 100_000;
 /** One attempt of a worker's fetch or post to an API node; the job's deadline bounds the retries. */
 const DATA_PATH_ATTEMPT_MS = 5000;
 const MAX_NODES = 10_000;
+/** Flags: a few dozen in practice; a flag with per-tenant overrides is at most this large. */
+const MAX_FLAGS = 1000;
+const MAX_FLAG_VALUE_BYTES = 256 * 1024;
 
 /**
  * The fleet adapters: JetStream for the job queue and the usage log, NATS
@@ -80,6 +84,7 @@ export async function createFleetAdapters(config: Readonly<Config>, logger: Logg
     );
     const nodesKv = await kv(FLEET_NAMES.nodesBucket, fleet.discoveryTtlMs, MAX_NODES, MAX_SMALL_VALUE_BYTES);
     const leasesKv = await kv(FLEET_NAMES.leasesBucket, fleet.leaseTtlMs, MAX_NODES, MAX_SMALL_VALUE_BYTES);
+    const flagsKv = await kv(FLEET_NAMES.flagsBucket, 0, MAX_FLAGS, MAX_FLAG_VALUE_BYTES);
     const usageLog = await JetStreamUsageLog.open(nc, {
       stream: FLEET_NAMES.usageStream,
       subject: FLEET_NAMES.usageSubject,
@@ -103,12 +108,13 @@ export async function createFleetAdapters(config: Readonly<Config>, logger: Logg
       identityKv,
       nodesKv,
       leasesKv,
+      flagsKv,
       usageLog,
       brokerWarning: serverVersionWarning(nc),
       async close() {
         await queue.close();
         await usageLog.close();
-        for (const bucket of [identityKv, nodesKv, leasesKv]) await bucket.close();
+        for (const bucket of [identityKv, nodesKv, leasesKv, flagsKv]) await bucket.close();
         await nc.drain().catch(() => nc.close());
         await db.close();
       },

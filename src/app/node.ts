@@ -8,6 +8,7 @@ import { Singletons } from "../fleet/singletons.js";
 import { type Identity, startIdentity } from "../identity/identity.js";
 import { outbox } from "../identity/outbox.js";
 import { createMetrics, type Metrics } from "../metrics/metrics.js";
+import { type Ops, startOps } from "../ops/ops.js";
 import { deadLetters } from "../queue/dead-letters.js";
 import { DrainRate } from "../resize/drain-rate.js";
 import { ResizeService } from "../resize/resize-service.js";
@@ -33,6 +34,7 @@ export interface ImgfleetNode {
   readonly usage: Usage;
   readonly discovery: Discovery;
   readonly singletons: Singletons;
+  readonly ops: Ops;
   /** Listens on the configured host and port, registers in discovery; resolves with the base URL. */
   listen(): Promise<string>;
   /**
@@ -80,11 +82,21 @@ async function startParts(
 ) {
   const state = { url: undefined as string | undefined, draining: false, started: false };
   const startedAt = Date.now();
+  let ops: Ops | undefined;
   const singletons = new Singletons({
     kv: adapters.leasesKv,
     holder: adapters.nodeId,
     ttlMs: config.fleet.leaseTtlMs,
     logger,
+    // Taking over a dead holder's work is self-healing: worth an event, never a page.
+    onChange: (name, held) =>
+      void ops?.events.record(
+        held ? "lease.acquired" : "lease.lost",
+        held
+          ? `${adapters.nodeId} took the ${name} lease and runs it now`
+          : `${adapters.nodeId} lost the ${name} lease`,
+        { lease: name },
+      ),
   });
   let pool: WorkerPool | null = null;
   const self = (): NodeInfo => ({
@@ -133,7 +145,17 @@ async function startParts(
     throw error;
   });
   if (roles.has("worker")) pool = startPool(config, adapters, metrics, logger);
-  return { state, singletons, discovery, identity, usage, pool: () => pool };
+  ops = await startOps({
+    config,
+    db: adapters.db,
+    nodeId: adapters.nodeId,
+    discovery,
+    singletons,
+    metrics,
+    logger,
+    control,
+  });
+  return { state, singletons, discovery, identity, usage, ops, pool: () => pool };
 }
 
 function startPool(
@@ -164,7 +186,7 @@ async function assemble(
   parts: Parts,
   unlock: () => void,
 ): Promise<ImgfleetNode> {
-  const { state, singletons, discovery, identity, usage } = parts;
+  const { state, singletons, discovery, identity, usage, ops } = parts;
   const pool = parts.pool();
   const service = new ResizeService({
     config,
@@ -194,6 +216,7 @@ async function assemble(
         ? { staging: adapters.staging, pending: adapters.pending, clusterSecret: config.fleet.clusterSecret }
         : null,
     nodes: () => discovery.list(),
+    ops,
     outboxBacklog: () => outbox.backlog(adapters.db),
   });
   if (pool) {
@@ -216,6 +239,7 @@ async function assemble(
     usage,
     discovery,
     singletons,
+    ops,
     async listen() {
       await api.listen({ host: config.server.host, port: config.server.port });
       const { port } = api.server.address() as AddressInfo;
@@ -241,6 +265,7 @@ async function assemble(
       }
       const httpClosedMs = Date.now() - stopStarted;
       await pool?.stop();
+      await ops.stop();
       await discovery.stop();
       await usage.stop();
       await identity.stop();

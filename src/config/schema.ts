@@ -206,6 +206,71 @@ const LogSchema = z
   })
   .strict();
 
+const WebhookSchema = z
+  .object({
+    name: text(),
+    url: text().refine((v) => /^https?:\/\//.test(v), "must be an http:// or https:// URL"),
+    /** `webhook`: imgfleet's JSON; `slack`: a Slack-compatible incoming-webhook body. */
+    kind: z.enum(["webhook", "slack"]).default("webhook"),
+    /** Signs each delivery (HMAC-SHA256 in X-Imgfleet-Signature) so the receiver can trust it. */
+    secret: text().optional(),
+  })
+  .strict();
+
+const AlertRulesSchema = z
+  .object({
+    /** Anomaly: a series beyond k standard deviations of its baseline, */
+    anomalyK: z.number().min(1).max(20).default(3),
+    /** for this many minutes in a row. */
+    anomalyMinutes: z.number().int().min(1).max(1440).default(10),
+    /** Hard limit: share of 5xx answers (0-1), */
+    errorRateMax: z.number().min(0).max(1).default(0.05),
+    /** for this many minutes. */
+    errorRateMinutes: z.number().int().min(1).max(1440).default(2),
+    /** Hard limit: the oldest waiting job, in seconds. */
+    oldestJobAgeMaxS: z.number().min(1).max(86_400).default(10),
+    /** Hard limit: the oldest usage batch not yet committed, in seconds. */
+    spoolBacklogMaxS: z
+      .number()
+      .min(10)
+      .max(86_400 * 7)
+      .default(600),
+    /** A node that answered no scrape for this long. */
+    nodeSilentS: z.number().int().min(10).max(86_400).default(60),
+    /** A control singleton nobody has held for this long. */
+    leaseMissingS: z.number().int().min(10).max(86_400).default(60),
+    /** Forecast: warn when a disk or the spool will be full within this many days at the current trend. */
+    forecastDays: z.number().int().min(1).max(365).default(14),
+  })
+  .strict();
+
+const OpsSchema = z
+  .object({
+    /** Off: no metric history, baselines or alerts (the benchmark compares both). */
+    sampling: z.boolean().default(true),
+    /** The control role samples every node's key series this often. */
+    sampleIntervalMs: z.number().int().min(1000).max(600_000).default(15_000),
+    /** Raw samples are kept this long, */
+    rawRetentionHours: z
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 14)
+      .default(24),
+    /** and hourly downsampled ones this long. Bound: series × nodes × 24 × days rows. */
+    historyDays: z.number().int().min(1).max(3650).default(180),
+    /** Baselines are the mean ± standard deviation over this window (by hour of day with enough history). */
+    baselineDays: z.number().int().min(1).max(90).default(7),
+    /** Series of more nodes than this are not sampled (a bound on the history's size). */
+    maxNodes: z.number().int().min(1).max(10_000).default(200),
+    alerts: AlertRulesSchema.prefault({}),
+    /** Notification channels set in config (more can be added through the admin API). */
+    webhooks: z.array(WebhookSchema).default([]),
+    /** Attempts per notification, with exponential backoff and jitter between them. */
+    notifyAttempts: z.number().int().min(1).max(20).default(5),
+  })
+  .strict();
+
 export const ROLES = ["api", "worker", "control"] as const;
 export type Role = (typeof ROLES)[number];
 
@@ -270,6 +335,7 @@ export const ConfigSchema = z
       .default(["all"])
       .refine((v) => v.length > 0, "name at least one role"),
     fleet: FleetSchema.prefault({}),
+    ops: OpsSchema.prefault({}),
   })
   .strict()
   .superRefine((config, ctx) => {

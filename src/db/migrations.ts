@@ -116,4 +116,81 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX dead_letters_by_time ON dead_letters (at DESC)`,
     ],
   },
+  {
+    version: 4,
+    name: "operations: metric history, events, alerts, notification channels and deliveries",
+    statements: [
+      // Raw samples, kept for a day (ops.rawRetentionHours).
+      `CREATE TABLE metric_points (
+        series text NOT NULL,
+        node text NOT NULL,
+        at timestamptz NOT NULL,
+        value double precision NOT NULL,
+        PRIMARY KEY (series, node, at)
+      )`,
+      `CREATE INDEX metric_points_by_time ON metric_points (at)`,
+      // Hourly downsampling, kept for months (ops.historyDays): the baselines read these.
+      `CREATE TABLE metric_rollups (
+        series text NOT NULL,
+        node text NOT NULL,
+        hour timestamptz NOT NULL,
+        samples integer NOT NULL,
+        sum double precision NOT NULL,
+        sum_squares double precision NOT NULL,
+        min double precision NOT NULL,
+        max double precision NOT NULL,
+        PRIMARY KEY (series, node, hour)
+      )`,
+      `CREATE INDEX metric_rollups_by_time ON metric_rollups (hour)`,
+      // Informational: what the system did by itself, or noticed. Never notifies.
+      `CREATE TABLE ops_events (
+        id text PRIMARY KEY,
+        at timestamptz NOT NULL DEFAULT clock_timestamp(),
+        kind text NOT NULL,
+        node text,
+        message text NOT NULL,
+        details jsonb NOT NULL DEFAULT '{}'
+      )`,
+      `CREATE INDEX ops_events_by_time ON ops_events (at DESC)`,
+      // One row per alert episode; `key` de-duplicates: one open alert per rule and subject.
+      `CREATE TABLE alerts (
+        id text PRIMARY KEY,
+        key text NOT NULL,
+        rule text NOT NULL,
+        severity text NOT NULL CHECK (severity IN ('critical', 'warning')),
+        state text NOT NULL CHECK (state IN ('firing', 'resolved')),
+        summary text NOT NULL,
+        runbook text NOT NULL,
+        figures jsonb NOT NULL DEFAULT '{}',
+        started_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL,
+        resolved_at timestamptz,
+        acked_at timestamptz,
+        acked_by text
+      )`,
+      `CREATE UNIQUE INDEX alerts_one_open_per_key ON alerts (key) WHERE state = 'firing'`,
+      `CREATE INDEX alerts_by_time ON alerts (started_at DESC)`,
+      `CREATE TABLE notification_channels (
+        id text PRIMARY KEY,
+        name text NOT NULL,
+        kind text NOT NULL CHECK (kind IN ('webhook', 'slack')),
+        url text NOT NULL,
+        secret text,
+        created_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      `CREATE UNIQUE INDEX notification_channels_name ON notification_channels (lower(name))`,
+      `CREATE TABLE notification_deliveries (
+        id text PRIMARY KEY,
+        channel text NOT NULL,
+        alert_id text,
+        event text NOT NULL,
+        status text NOT NULL CHECK (status IN ('delivered', 'failed', 'retrying')),
+        attempts integer NOT NULL,
+        response_status integer,
+        error text,
+        at timestamptz NOT NULL DEFAULT clock_timestamp()
+      )`,
+      `CREATE INDEX notification_deliveries_by_time ON notification_deliveries (at DESC)`,
+    ],
+  },
 ];

@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { accessSync, constants } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
 import { freePort } from "./ports.js";
+import { findBinary } from "./processes.js";
 
 /**
  * Local nats-server processes with JetStream, for `imgfleet dev fleet` and
@@ -20,17 +20,7 @@ export const NATS_MISSING =
   "nats-server not found on PATH (nor in /usr/sbin); install the Debian package 'nats-server'";
 
 export function findNatsServer(): string | undefined {
-  const dirs = [...(process.env.PATH ?? "").split(delimiter).filter(Boolean), "/usr/sbin", "/usr/bin"];
-  for (const dir of dirs) {
-    const file = join(dir, "nats-server");
-    try {
-      accessSync(file, constants.X_OK);
-      return file;
-    } catch {
-      // Not here.
-    }
-  }
-  return undefined;
+  return findBinary("nats-server");
 }
 
 export interface NatsServerProcess {

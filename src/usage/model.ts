@@ -92,14 +92,16 @@ export function emptyCounters(): UsageCounters {
 }
 
 export function addRecord(into: UsageCounters, r: MeterRecord): void {
-  into.requests += 1;
-  into.bytesIn += r.inBytes;
-  into.bytesOut += r.outBytes;
-  into.pixelsIn += r.inPixels;
-  into.pixelsOut += r.outPixels;
-  into.cpuMs += r.cpuMs;
-  into.processMs += r.processMs;
-  into.queueMs += r.queueMs;
+  addCounters(into, {
+    requests: 1,
+    bytesIn: r.inBytes,
+    bytesOut: r.outBytes,
+    pixelsIn: r.inPixels,
+    pixelsOut: r.outPixels,
+    cpuMs: r.cpuMs,
+    processMs: r.processMs,
+    queueMs: r.queueMs,
+  });
 }
 
 export function addCounters(into: UsageCounters, c: UsageCounters): void {
