@@ -1,14 +1,18 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Config } from "../config/schema.js";
 import type { Database } from "../db/database.js";
+import type { Flags } from "../flags/flags.js";
 import type { LiveNode } from "../fleet/discovery.js";
 import type { Identity } from "../identity/identity.js";
 import type { Actor } from "../identity/model.js";
 import type { Ops } from "../ops/ops.js";
 import { deadLetters } from "../queue/dead-letters.js";
+import type { ReportSources } from "../report/sources.js";
 import { auditRoutes } from "./audit-routes.js";
+import { flagRoutes } from "./flag-routes.js";
 import { keyRoutes } from "./key-routes.js";
 import { opsRoutes } from "./ops-routes.js";
+import { reportRoutes } from "./report-routes.js";
 import { tenantRoutes } from "./tenant-routes.js";
 import { usageRoutes } from "./usage-routes.js";
 import { DeadLetterQuery, parseInput } from "./validation.js";
@@ -23,6 +27,12 @@ export interface AdminDeps {
   /** The fleet as discovery sees it. */
   nodes: () => Promise<LiveNode[]>;
   ops: Ops;
+  /** Feature flags: this node's in-memory copy and the admin side. */
+  flags: Flags;
+  /** This node's id, for answers that say which node evaluated something. */
+  nodeId: string;
+  /** What GET /admin/v1/report reads. */
+  report: ReportSources;
 }
 
 declare module "fastify" {
@@ -58,6 +68,8 @@ export async function adminApi(app: FastifyInstance, deps: AdminDeps): Promise<v
         return { items: await deadLetters.list(deps.db, limit) };
       });
       usageRoutes(admin, deps);
+      flagRoutes(admin, deps);
+      reportRoutes(admin, deps);
     },
     { prefix: ADMIN_PREFIX },
   );

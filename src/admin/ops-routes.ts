@@ -2,6 +2,8 @@ import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import type { Ops } from "../ops/ops.js";
 import { page } from "./admin-api.js";
+import { alertRoutes } from "./alert-routes.js";
+import { metricsRoutes } from "./metrics-routes.js";
 import { parseInput } from "./validation.js";
 
 const EventsQuery = z
@@ -18,4 +20,6 @@ export function opsRoutes(app: FastifyInstance, ops: Ops): void {
     const q = parseInput(EventsQuery, request.query, "query");
     return page(await ops.events.list(q), q.limit);
   });
+  alertRoutes(app, ops.alerts);
+  metricsRoutes(app, ops.history);
 }

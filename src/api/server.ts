@@ -5,10 +5,12 @@ import { adminApi } from "../admin/admin-api.js";
 import type { Config } from "../config/schema.js";
 import type { Database } from "../db/database.js";
 import { ProblemError } from "../errors/problem.js";
+import type { Flags } from "../flags/flags.js";
 import type { LiveNode } from "../fleet/discovery.js";
 import type { Identity } from "../identity/identity.js";
 import type { Metrics } from "../metrics/metrics.js";
 import type { Ops } from "../ops/ops.js";
+import type { ReportSources } from "../report/sources.js";
 import type { ResizeService } from "../resize/resize-service.js";
 import type { UsageMeter } from "../usage/meter.js";
 import { usageRoutes } from "../usage/usage-routes.js";
@@ -42,6 +44,11 @@ export interface ApiDeps {
   outboxBacklog: () => Promise<number>;
   /** The management database: usage reports read its rollups. */
   db: Database;
+  /** Feature flags, for /admin/v1/flags. */
+  flags: Flags;
+  nodeId: string;
+  /** What the support report (GET /admin/v1/report) reads. */
+  report: ReportSources;
 }
 
 const REQUEST_ID = /^[\w.:@-]{1,128}$/;
@@ -119,5 +126,8 @@ async function publicRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> 
     db: deps.db,
     nodes: deps.nodes,
     ops: deps.ops,
+    flags: deps.flags,
+    nodeId: deps.nodeId,
+    report: deps.report,
   });
 }

@@ -46,6 +46,8 @@ export interface Adapters {
   usageLog: UsageLog;
   /** The server's version and a warning when it is too old for production (fleet only). */
   brokerWarning: string | null;
+  /** nats-server's version as it announced itself (fleet only), for the support report. */
+  brokerVersion: string | null;
   close(): Promise<void>;
 }
 
@@ -95,6 +97,7 @@ async function createEmbeddedAdapters(config: Readonly<Config>): Promise<Adapter
     flagsKv,
     usageLog,
     brokerWarning: null,
+    brokerVersion: null,
     async close() {
       await queue.close();
       await usageLog.close();

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import type { Config } from "../config/schema.js";
 import { NatsKeyValue } from "../kv/nats-kv.js";
 import { connectNats, serverVersionWarning } from "../nats/connection.js";
+import { retryTransient } from "../nats/jetstream-errors.js";
 import { JetStreamJobQueue } from "../queue/jetstream-queue.js";
 import { FleetDataPath } from "../staging/fleet-data-path.js";
 import { HttpDataPath } from "../staging/http-data-path.js";
@@ -35,6 +36,8 @@ const USAGE_STREAM_CAPACITY = 100_000;
 /** One attempt of a worker's fetch or post to an API node; the job's deadline bounds the retries. */
 const DATA_PATH_ATTEMPT_MS = 5000;
 const MAX_NODES = 10_000;
+/** Well under the default 15 s request deadline, so a job of a dead worker node still has time to run elsewhere. */
+const ACK_WAIT_MS = 6000;
 /** Flags: a few dozen in practice; a flag with per-tenant overrides is at most this large. */
 const MAX_FLAGS = 1000;
 const MAX_FLAG_VALUE_BYTES = 256 * 1024;
@@ -62,6 +65,7 @@ export async function createFleetAdapters(config: Readonly<Config>, logger: Logg
     await db.close();
     throw error;
   });
+  let opened: JetStreamJobQueue | undefined;
   try {
     const queue = await JetStreamJobQueue.open(nc, {
       stream: FLEET_NAMES.jobStream,
@@ -70,12 +74,14 @@ export async function createFleetAdapters(config: Readonly<Config>, logger: Logg
       capacity: config.queue.capacity,
       maxAttempts: config.queue.maxAttempts,
       replicas,
-      // Redelivered to another worker when its worker died: after the longest a healthy job can take.
-      ackWaitMs: config.limits.processingTimeoutMs + DATA_PATH_ATTEMPT_MS,
+      // A worker node that died: its job goes to another worker after this. Live workers signal
+      // progress every 2 s (working()), so this need not cover a whole job, only a missed signal or two.
+      ackWaitMs: ACK_WAIT_MS,
       logger,
     });
+    opened = queue;
     const kv = (bucket: string, maxAgeMs: number, maxEntries: number, maxValueBytes: number) =>
-      NatsKeyValue.open(nc, { bucket, maxAgeMs, maxEntries, maxValueBytes, replicas });
+      retryTransient(() => NatsKeyValue.open(nc, { bucket, maxAgeMs, maxEntries, maxValueBytes, replicas }));
     const identityKv = await kv(
       FLEET_NAMES.identityBucket,
       0,
@@ -85,12 +91,14 @@ export async function createFleetAdapters(config: Readonly<Config>, logger: Logg
     const nodesKv = await kv(FLEET_NAMES.nodesBucket, fleet.discoveryTtlMs, MAX_NODES, MAX_SMALL_VALUE_BYTES);
     const leasesKv = await kv(FLEET_NAMES.leasesBucket, fleet.leaseTtlMs, MAX_NODES, MAX_SMALL_VALUE_BYTES);
     const flagsKv = await kv(FLEET_NAMES.flagsBucket, 0, MAX_FLAGS, MAX_FLAG_VALUE_BYTES);
-    const usageLog = await JetStreamUsageLog.open(nc, {
-      stream: FLEET_NAMES.usageStream,
-      subject: FLEET_NAMES.usageSubject,
-      capacity: USAGE_STREAM_CAPACITY,
-      replicas,
-    });
+    const usageLog = await retryTransient(() =>
+      JetStreamUsageLog.open(nc, {
+        stream: FLEET_NAMES.usageStream,
+        subject: FLEET_NAMES.usageSubject,
+        capacity: USAGE_STREAM_CAPACITY,
+        replicas,
+      }),
+    );
     const staging = new StagingTable(config.staging.maxBytes);
     const pending = new PendingResults();
     const remote = new HttpDataPath({
@@ -111,6 +119,7 @@ export async function createFleetAdapters(config: Readonly<Config>, logger: Logg
       flagsKv,
       usageLog,
       brokerWarning: serverVersionWarning(nc),
+      brokerVersion: nc.info?.version ?? null,
       async close() {
         await queue.close();
         await usageLog.close();
@@ -120,6 +129,7 @@ export async function createFleetAdapters(config: Readonly<Config>, logger: Logg
       },
     };
   } catch (error) {
+    await opened?.close().catch(() => {});
     await nc.close().catch(() => {});
     await db.close();
     throw error;

@@ -3,11 +3,13 @@ import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { buildApi } from "../api/server.js";
 import { type Config, ROLES, type Role } from "../config/schema.js";
+import { type Flags, startFlags } from "../flags/flags.js";
 import { Discovery, type NodeInfo } from "../fleet/discovery.js";
 import { Singletons } from "../fleet/singletons.js";
 import { type Identity, startIdentity } from "../identity/identity.js";
 import { outbox } from "../identity/outbox.js";
 import { createMetrics, type Metrics } from "../metrics/metrics.js";
+import { summariseAll } from "../ops/metric-summary.js";
 import { type Ops, startOps } from "../ops/ops.js";
 import { deadLetters } from "../queue/dead-letters.js";
 import { DrainRate } from "../resize/drain-rate.js";
@@ -35,6 +37,8 @@ export interface ImgfleetNode {
   readonly discovery: Discovery;
   readonly singletons: Singletons;
   readonly ops: Ops;
+  /** Feature flags: every node evaluates them from memory. */
+  readonly flags: Flags;
   /** Listens on the configured host and port, registers in discovery; resolves with the base URL. */
   listen(): Promise<string>;
   /**
@@ -140,6 +144,11 @@ async function startParts(
     logger,
     meters: roles.has("api"),
     aggregatorLease: control ? singletons.create("usage-aggregator") : null,
+    onArchiveSwept: (removed) =>
+      void ops?.events.record("sweep", `removed ${removed} usage archive files past their retention`, {
+        action: "archive-swept",
+        count: removed,
+      }),
   }).catch(async (error: unknown) => {
     await identity.stop();
     throw error;
@@ -154,8 +163,23 @@ async function startParts(
     metrics,
     logger,
     control,
+    leasesKv: adapters.leasesKv,
   });
-  return { state, singletons, discovery, identity, usage, ops, pool: () => pool };
+  const opsStarted = ops;
+  const flags = await startFlags({
+    kv: adapters.flagsKv,
+    db: adapters.db,
+    events: opsStarted.events,
+    logger,
+    checkTenant: async (id) => void (await identity.admin.getTenant(id)),
+  }).catch(async (error: unknown) => {
+    await pool?.stop();
+    await opsStarted.stop();
+    await usage.stop();
+    await identity.stop();
+    throw error;
+  });
+  return { state, singletons, discovery, identity, usage, ops, flags, startedAt, pool: () => pool };
 }
 
 function startPool(
@@ -186,7 +210,7 @@ async function assemble(
   parts: Parts,
   unlock: () => void,
 ): Promise<ImgfleetNode> {
-  const { state, singletons, discovery, identity, usage, ops } = parts;
+  const { state, singletons, discovery, identity, usage, ops, flags } = parts;
   const pool = parts.pool();
   const service = new ResizeService({
     config,
@@ -194,6 +218,8 @@ async function assemble(
     drain: new DrainRate(),
     metrics,
     selfUrl: () => (adapters.fleet ? state.url : undefined),
+    // AVIF costs several times WebP's CPU: format=auto offers it per tenant, by flag.
+    autoChoices: (tenant) => ({ avif: flags.cache.enabled("avif-auto", tenant) }),
   });
   const readiness = () => readinessOf({ adapters, pool, config, roles, state, identity, singletons });
   const api = await buildApi({
@@ -203,7 +229,7 @@ async function assemble(
     service,
     readiness,
     refreshGauges: () => {
-      refreshLiveGauges(metrics, adapters);
+      refreshLiveGauges(metrics, adapters, config.dataDir);
       usage.refreshGauges();
     },
     isDraining: () => state.draining,
@@ -218,6 +244,28 @@ async function assemble(
     nodes: () => discovery.list(),
     ops,
     outboxBacklog: () => outbox.backlog(adapters.db),
+    flags,
+    nodeId: adapters.nodeId,
+    report: {
+      config,
+      db: adapters.db,
+      node: {
+        id: adapters.nodeId,
+        roles: [...roles],
+        fleet: adapters.fleet,
+        startedAt: parts.startedAt,
+        brokerVersion: adapters.brokerVersion,
+      },
+      nodes: () => discovery.list(),
+      events: (limit) => ops.events.list({ limit }),
+      flags: () => flags.admin.list(),
+      metrics: metrics.registry,
+      refreshMetrics: () => {
+        refreshLiveGauges(metrics, adapters, config.dataDir);
+        usage.refreshGauges();
+      },
+      seriesNow: () => summariseAll(ops.history, Date.now()),
+    },
   });
   if (pool) {
     await pool.start();
@@ -240,6 +288,7 @@ async function assemble(
     discovery,
     singletons,
     ops,
+    flags,
     async listen() {
       await api.listen({ host: config.server.host, port: config.server.port });
       const { port } = api.server.address() as AddressInfo;
@@ -266,6 +315,7 @@ async function assemble(
       const httpClosedMs = Date.now() - stopStarted;
       await pool?.stop();
       await ops.stop();
+      flags.stop();
       await discovery.stop();
       await usage.stop();
       await identity.stop();

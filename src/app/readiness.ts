@@ -1,3 +1,4 @@
+import { statfsSync } from "node:fs";
 import type { Readiness } from "../api/routes/health.js";
 import type { Config, Role } from "../config/schema.js";
 import type { Singletons } from "../fleet/singletons.js";
@@ -45,11 +46,23 @@ export function readinessOf(s: ReadinessInputs): Readiness {
   };
 }
 
-export function refreshLiveGauges(metrics: Metrics, adapters: Adapters): void {
+export function refreshLiveGauges(metrics: Metrics, adapters: Adapters, dataDir?: string): void {
   const q = adapters.queue.stats();
   metrics.queueDepth.set(q.depth);
   metrics.queueCapacity.set(q.capacity);
   metrics.queueOldestAge.set(q.oldestAgeMs / 1000);
   metrics.stagingBytes.set(adapters.staging.bytes);
   metrics.stagingCapacity.set(adapters.staging.maxBytes);
+  if (dataDir !== undefined) refreshDiskGauges(metrics, dataDir);
+}
+
+/** Free and total bytes of the data directory's filesystem (one statfs call, microseconds). */
+function refreshDiskGauges(metrics: Metrics, dataDir: string): void {
+  try {
+    const fs = statfsSync(dataDir);
+    metrics.diskFree.set(fs.bavail * fs.bsize);
+    metrics.diskSize.set(fs.blocks * fs.bsize);
+  } catch {
+    // The directory vanished under us: leave the last values; the data-dir lock and writes report it.
+  }
 }

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Role } from "../config/schema.js";
 import type { KeyValue } from "../kv/key-value.js";
+import { jitteredBackoffMs } from "../util/backoff.js";
 
 /** What a node says about itself in discovery. */
 export interface NodeInfo {
@@ -20,6 +21,7 @@ export interface LiveNode extends NodeInfo {
 }
 
 const PREFIX = "node.";
+const START_ATTEMPTS = 6;
 
 /**
  * Service discovery over a KeyValue bucket: every node re-registers itself
@@ -43,8 +45,11 @@ export class Discovery {
     },
   ) {}
 
+  /** Registers (retrying briefly while the bucket's servers settle), then keeps registering. */
   async start(): Promise<void> {
-    await this.#round();
+    for (let attempt = 1; !(await this.#round()) && attempt < START_ATTEMPTS; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, jitteredBackoffMs(attempt, 200, 2000)));
+    }
     this.#schedule();
   }
 
@@ -86,12 +91,13 @@ export class Discovery {
     this.#timer.unref();
   }
 
-  async #round(): Promise<void> {
+  async #round(): Promise<boolean> {
     const self = this.options.self();
     try {
       await this.options.kv.put(PREFIX + self.id, JSON.stringify(self));
       this.#nodes = await this.list();
       this.#failures = 0;
+      return true;
     } catch (error) {
       // Keep the last view: a KV outage must not make this node think it is alone.
       if (this.#failures++ % 10 === 0) {
@@ -100,6 +106,7 @@ export class Discovery {
           "could not register in discovery or read the fleet (retrying); keeping the last view of the fleet",
         );
       }
+      return false;
     }
   }
 }

@@ -92,12 +92,25 @@ export class Lease {
         `took the ${this.options.name} lease: this node runs it now`,
       );
       this.options.onChange?.(true);
-      await this.options.onAcquired();
+      await this.#startOrRelease();
     } catch (error) {
       this.options.logger.warn(
         { err: error, lease: this.options.name },
         `could not take the ${this.options.name} lease; retrying`,
       );
+    }
+  }
+
+  /** A singleton that cannot start (its dependencies are not ready yet) must not sit on the lease doing nothing. */
+  async #startOrRelease(): Promise<void> {
+    try {
+      await this.options.onAcquired();
+    } catch (error) {
+      this.#revision = null;
+      this.options.onChange?.(false);
+      await this.options.onLost().catch(() => {});
+      await this.options.kv.delete(this.key).catch(() => {});
+      throw error;
     }
   }
 

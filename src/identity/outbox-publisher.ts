@@ -120,7 +120,8 @@ export class OutboxPublisher {
     }
     const present = [...(await kv.keys(TENANT_PREFIX)), ...(await kv.keys(KEY_PREFIX))];
     const stale = present.filter((k) => !wanted.has(k));
-    for (const key of stale) await kv.delete(key);
+    // Looked up again rather than deleted: a key created since the read above is live, not stale.
+    for (const key of stale) await publishRef(db, kv, refOfKvKey(key), null);
     logger.info(
       { tenants: tenants.length, keys: keys.length, removed: stale.length, ms: Date.now() - started },
       "identity data plane published from the database",
@@ -150,7 +151,7 @@ export async function publishRef(
   db: Database,
   kv: KeyValue,
   ref: string,
-  committedAt: number,
+  committedAt: number | null,
 ): Promise<void> {
   const [kind, id = ""] = ref.split(":") as ["tenant" | "key", string];
   const put = (value: PublishedValue) => kv.put(kvKeyOf(value.kind, value.record.id), JSON.stringify(value));
@@ -163,4 +164,11 @@ export async function publishRef(
     if (!record) return kv.delete(kvKeyOf("key", id));
     await put({ kind, record, committedAt });
   }
+}
+
+/** `key.<id>` → `key:<id>`, `tenant.<id>` → `tenant:<id>`. */
+function refOfKvKey(kvKey: string): string {
+  return kvKey.startsWith(KEY_PREFIX)
+    ? `key:${kvKey.slice(KEY_PREFIX.length)}`
+    : `tenant:${kvKey.slice(TENANT_PREFIX.length)}`;
 }

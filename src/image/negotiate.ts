@@ -15,15 +15,28 @@ interface InputTraits {
 }
 
 /**
- * `auto` picks the best the client accepts: avif > webp > jpeg/png (png when
- * the image has transparency). Without a format the input's own is kept when
- * it can be written.
+ * What `auto` may choose beyond the formats every client reads. `avif`: the
+ * `avif-auto` feature flag for the caller's tenant (AVIF costs several times
+ * WebP's CPU to encode, so it is rolled out by flag); an explicit
+ * `format=avif` is never affected.
+ */
+export interface AutoChoices {
+  avif: boolean;
+}
+
+export const ALL_AUTO_CHOICES: AutoChoices = { avif: true };
+
+/**
+ * `auto` picks the best the client accepts: avif (when `choices.avif`) >
+ * webp > jpeg/png (png when the image has transparency). Without a format
+ * the input's own is kept when it can be written.
  */
 export function chooseOutputFormat(
   requested: OutputFormat | "auto" | undefined,
   accept: string | undefined,
   input: InputTraits,
   allowed: readonly OutputFormat[] | null = null,
+  choices: AutoChoices = ALL_AUTO_CHOICES,
 ): Negotiated {
   const permitted = (f: OutputFormat) => allowed === null || allowed.includes(f);
   if (requested && requested !== "auto") {
@@ -31,7 +44,10 @@ export function chooseOutputFormat(
     return { format: requested, variesByAccept: false };
   }
   if (requested === "auto") {
-    return { format: fromAccept(acceptedTypes(accept ?? ""), input, permitted), variesByAccept: true };
+    return {
+      format: fromAccept(acceptedTypes(accept ?? ""), input, permitted, choices),
+      variesByAccept: true,
+    };
   }
   const own = isOutputFormat(input.format) ? [input.format] : [];
   return { format: firstPermitted([...own, ...fallbacks(input)], permitted), variesByAccept: false };
@@ -41,10 +57,11 @@ function fromAccept(
   accepted: ReadonlySet<string>,
   input: InputTraits,
   permitted: (f: OutputFormat) => boolean,
+  choices: AutoChoices,
 ): OutputFormat {
   const usable = (f: OutputFormat) => permitted(f) && accepted.has(`image/${f}`);
   // libheif writes no animated AVIF, so animation goes to webp or gif.
-  if (usable("avif") && !input.animated) return "avif";
+  if (choices.avif && usable("avif") && !input.animated) return "avif";
   if (usable("webp")) return "webp";
   return firstPermitted(fallbacks(input), permitted);
 }

@@ -1,5 +1,5 @@
 import type { ImageLimits } from "../config/schema.js";
-import { chooseOutputFormat } from "./negotiate.js";
+import { ALL_AUTO_CHOICES, type AutoChoices, chooseOutputFormat } from "./negotiate.js";
 import { badOption, type ResizeOptions } from "./options.js";
 import { framesToDecode, type Probe } from "./probe.js";
 import type { ResizeSpec } from "./spec.js";
@@ -21,6 +21,8 @@ export function planResize(
   accept: string | undefined,
   limits: ImageLimits,
   policy: TenantPolicy = NODE_POLICY,
+  /** What `format=auto` may choose for this caller (from feature flags). */
+  choices: AutoChoices = ALL_AUTO_CHOICES,
 ): Plan {
   const pages = framesToDecode(probe, options.animated, limits);
   const animated = pages > 1;
@@ -29,6 +31,7 @@ export function planResize(
     accept,
     { ...probe, animated },
     policy.outputFormats,
+    choices,
   );
   if (animated && format !== "gif" && format !== "webp") {
     throw badOption("format", format, "gif, webp or auto with animated=true (other formats hold one frame)");

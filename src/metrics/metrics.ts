@@ -105,6 +105,16 @@ export function createMetrics() {
       help: "Resident memory of each worker after its last job",
       labelNames: ["worker"] as const,
     }),
+    diskFree: new Gauge({
+      ...r,
+      name: "imgfleet_disk_free_bytes",
+      help: "Space available to imgfleet on the data directory's filesystem",
+    }),
+    diskSize: new Gauge({
+      ...r,
+      name: "imgfleet_disk_size_bytes",
+      help: "Size of the data directory's filesystem",
+    }),
     identity: createIdentityMetrics(registry),
     usage: createUsageMetrics(registry),
   };

@@ -1,4 +1,7 @@
 import { JetStreamApiError } from "@nats-io/jetstream";
+import { errors } from "@nats-io/transport-node";
+import { jitteredBackoffMs } from "../util/backoff.js";
+import { delay } from "../util/time.js";
 
 /**
  * The JetStream API error codes the adapters map to domain errors, as
@@ -37,4 +40,33 @@ export function isWrongLastSequence(error: unknown): boolean {
 
 export function isStreamNotFound(error: unknown): boolean {
   return jsErrorCode(error) === JsCode.StreamNotFound || (error as Error)?.message === "stream not found";
+}
+
+export function hasNoResponders(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (e instanceof errors.NoRespondersError) return true;
+    if (e instanceof errors.RequestError && e.isNoResponders()) return true;
+  }
+  return false;
+}
+
+/** Errors of a cluster that is still forming or electing leaders: worth another try in a moment. */
+export function isTransient(error: unknown): boolean {
+  return (
+    error instanceof errors.TimeoutError ||
+    hasNoResponders(error) ||
+    (error instanceof JetStreamApiError && (error.status === 503 || /no suitable peers/i.test(error.message)))
+  );
+}
+
+/** Retries setup (streams, consumers, buckets) while JetStream elects leaders: a fresh cluster, a restart. */
+export async function retryTransient<T>(fn: () => Promise<T>, attempts = 8): Promise<T> {
+  for (let failures = 1; ; failures++) {
+    try {
+      return await fn();
+    } catch (error) {
+      if (!isTransient(error) || failures >= attempts) throw error;
+      await delay(jitteredBackoffMs(failures, 100, 2_000));
+    }
+  }
 }

@@ -14,6 +14,7 @@ import {
   type StreamConfig,
 } from "@nats-io/jetstream";
 import { errors, type NatsConnection, nanos } from "@nats-io/transport-node";
+import { hasNoResponders, retryTransient } from "../nats/jetstream-errors.js";
 import { jitteredBackoffMs } from "../util/backoff.js";
 import { delay } from "../util/time.js";
 import { QueueUnavailableError } from "./enqueue.js";
@@ -54,9 +55,6 @@ export const MAX_JOB_MESSAGE_BYTES = 64 * 1024;
  * (workers × 2), or idle lanes would wait while jobs are queued.
  */
 const MAX_ACK_PENDING = 10_000;
-
-/** Skip at most this many stats snapshots raced by local changes before applying one anyway. */
-const MAX_STALE_SNAPSHOTS = 3;
 
 const DEFAULTS = {
   /** Covers every retry of an enqueue (request deadlines are seconds); 2 min is the server's default. */
@@ -343,30 +341,6 @@ function isStreamFull(error: JetStreamApiError): boolean {
   );
 }
 
-function hasNoResponders(error: unknown): boolean {
-  for (let e: unknown = error; e instanceof Error; e = e.cause) {
-    if (e instanceof errors.NoRespondersError) return true;
-    if (e instanceof errors.RequestError && e.isNoResponders()) return true;
-  }
-  return false;
-}
-
-/** Retries setup while JetStream is still electing leaders (fresh cluster, restart). */
-async function retryTransient<T>(fn: () => Promise<T>): Promise<T> {
-  for (let failures = 1; ; failures++) {
-    try {
-      return await fn();
-    } catch (error) {
-      const transient =
-        error instanceof errors.TimeoutError ||
-        hasNoResponders(error) ||
-        (error instanceof JetStreamApiError && error.status === 503);
-      if (!transient || failures >= 8) throw error;
-      await delay(jitteredBackoffMs(failures, 100, 2_000));
-    }
-  }
-}
-
 function validate(o: Resolved): void {
   const positive = ["capacity", "maxAttempts", "ackWaitMs", "statsRefreshMs", "publishTimeoutMs"] as const;
   for (const key of positive) {
@@ -454,8 +428,9 @@ async function ensureConsumer(jsm: JetStreamManager, o: Resolved): Promise<void>
  *   never delete an undelivered message), fetched by sequence only when
  *   that head moves: one consumer-info request per refresh in steady state.
  *
- * A snapshot requested before a local change is skipped (the next one will
- * include it), unless that happened MAX_STALE_SNAPSHOTS times in a row.
+ * Every snapshot is applied, plus the local changes made while it was being
+ * requested (they may or may not be in it; counting them keeps admission on
+ * the safe side, and the next snapshot corrects any double count).
  * Failed refreshes keep the last values; the first of a run is logged.
  */
 class StatsCache {
@@ -466,8 +441,8 @@ class StatsCache {
   #oldestEnqueuedAt = 0;
   /** The last head message looked up, so an unchanged head costs no request. */
   #head = { seq: 0, enqueuedAt: 0 };
-  #version = 0;
-  #staleSkips = 0;
+  /** Local changes since start, so a snapshot can be corrected for those made while it was in flight. */
+  readonly #changes = { enqueued: 0, delivered: 0, settled: 0 };
   #refreshing = false;
   #failing = false;
 
@@ -487,43 +462,43 @@ class StatsCache {
   }
 
   enqueued(enqueuedAt: number): void {
-    this.#version++;
+    this.#changes.enqueued++;
     if (this.#depth === 0) this.#oldestEnqueuedAt = enqueuedAt;
     this.#depth++;
   }
 
   /** The server refused a message: count the queue as full until the next snapshot. */
   full(): void {
-    this.#version++;
     this.#depth = Math.max(this.#depth, this.#o.capacity - this.#inFlight);
   }
 
   delivered(attempt: number): void {
     // Redeliveries were counted in flight already.
     if (attempt > 1) return;
-    this.#version++;
+    this.#changes.delivered++;
     this.#depth = Math.max(0, this.#depth - 1);
     this.#inFlight++;
   }
 
   settled(): void {
-    this.#version++;
+    this.#changes.settled++;
     this.#inFlight = Math.max(0, this.#inFlight - 1);
   }
 
   async refresh(): Promise<void> {
     if (this.#refreshing) return;
     this.#refreshing = true;
-    const version = this.#version;
+    const before = { ...this.#changes };
     try {
       const info = await this.#jsm.consumers.info(this.#o.stream, this.#o.durable);
       const head = info.num_pending > 0 ? info.delivered.stream_seq + 1 : 0;
       const oldest = head === 0 ? 0 : await this.#enqueuedAt(head);
       this.#recovered();
-      if (version !== this.#version && ++this.#staleSkips <= MAX_STALE_SNAPSHOTS) return;
-      this.#staleSkips = 0;
-      this.#depth = info.num_pending;
-      this.#inFlight = info.num_ack_pending;
+      const enqueued = this.#changes.enqueued - before.enqueued;
+      const delivered = this.#changes.delivered - before.delivered;
+      const settled = this.#changes.settled - before.settled;
+      this.#depth = Math.max(0, info.num_pending + enqueued - delivered);
+      this.#inFlight = Math.max(0, info.num_ack_pending + delivered - settled);
       this.#oldestEnqueuedAt = oldest;
     } catch (error) {
       this.#failed(error);

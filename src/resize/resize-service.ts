@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Config } from "../config/schema.js";
 import { fromWire, ProblemError } from "../errors/problem.js";
 import { MIME_TYPES } from "../image/formats.js";
+import type { AutoChoices } from "../image/negotiate.js";
 import { parseResizeOptions } from "../image/options.js";
 import { planResize } from "../image/plan.js";
 import { type Probe, probeImage } from "../image/probe.js";
@@ -63,6 +64,8 @@ export interface ResizeServiceDeps {
   nodeId: string;
   /** Where workers on other nodes fetch staged bytes (fleet); undefined in embedded mode. */
   selfUrl?: () => string | undefined;
+  /** What `format=auto` may choose for a tenant (feature flags, from memory); absent: everything. */
+  autoChoices?: (tenant: string | null) => AutoChoices;
 }
 
 /**
@@ -110,7 +113,15 @@ export class ResizeService {
     const options = parseResizeOptions(request.query, limits);
     const probeStarted = nowMs();
     const probe = await probeImage(request.input, limits);
-    const { spec, variesByAccept } = planResize(options, probe, request.accept, limits, request.policy);
+    const choices = this.deps.autoChoices?.(request.tenant);
+    const { spec, variesByAccept } = planResize(
+      options,
+      probe,
+      request.accept,
+      limits,
+      request.policy,
+      choices,
+    );
     const timings: ResizeTimings = { probe: nowMs() - probeStarted, queue: 0, fetch: 0, process: 0, cpu: 0 };
     const etag = etagFor(request.input, spec);
     if (matchesIfNoneMatch(request.ifNoneMatch, etag)) {

@@ -114,14 +114,14 @@ export class JetStreamUsageLog implements UsageLog {
     return log;
   }
 
-  async publish(batch: UsageBatch): Promise<void> {
+  async publish(batch: UsageBatch, dedupeId = batch.id): Promise<void> {
     if (this.#closed) throw new Error("the usage log is closed");
     const payload = JSON.stringify(batch);
     const bytes = Buffer.byteLength(payload);
     const limit = (this.nc.info?.max_payload ?? 1024 * 1024) - HEADER_ALLOWANCE_BYTES;
     if (bytes > limit) throw new UsageBatchTooLargeError(batch.id, bytes, limit, batch.records.length);
     try {
-      await this.js.publish(this.options.subject, payload, { msgID: batch.id });
+      await this.js.publish(this.options.subject, payload, { msgID: dedupeId });
     } catch (error) {
       if (isStreamFull(error)) {
         throw new UsageLogFullError(

@@ -26,15 +26,15 @@ export class MemoryUsageLog implements UsageLog {
 
   constructor(private readonly options: MemoryUsageLogOptions) {}
 
-  async publish(batch: UsageBatch): Promise<void> {
+  async publish(batch: UsageBatch, dedupeId = batch.id): Promise<void> {
     if (this.#closed) throw new Error("the usage log is closed");
     const now = this.#now();
     this.#forgetOlderThan(now - (this.options.duplicateWindowMs ?? DEFAULT_DUPLICATE_WINDOW_MS));
-    if (this.#recent.has(batch.id)) return;
+    if (this.#recent.has(dedupeId)) return;
     if (this.#queue.length >= this.options.capacity) {
       throw new UsageLogFullError(`the usage log holds ${this.options.capacity} batches, its bound`);
     }
-    this.#recent.set(batch.id, now);
+    this.#recent.set(dedupeId, now);
     this.#queue.push(batch);
     this.#wake?.();
   }

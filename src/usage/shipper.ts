@@ -38,6 +38,7 @@ export class UsageShipper {
   #running: Promise<void> | undefined;
   #failures = 0;
   #stopped = false;
+  #reships = 0;
 
   constructor(private readonly deps: ShipperDeps) {}
 
@@ -123,8 +124,10 @@ export class UsageShipper {
   }
 
   async #publish(batch: UsageBatch, again: boolean): Promise<void> {
+    // A re-ship gets a fresh dedupe id: the transport may have acknowledged and lost the first copy.
+    const dedupeId = again ? `${batch.id}~${++this.#reships}` : batch.id;
     try {
-      await this.deps.log.publish(batch);
+      await this.deps.log.publish(batch, dedupeId);
     } catch (error) {
       if (!(error instanceof UsageLogFullError)) throw error;
       this.deps.metrics.shipErrors.inc();

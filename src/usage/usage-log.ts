@@ -21,8 +21,12 @@ export interface UsageLog {
   /**
    * Hands a sealed batch to the transport; resolves once accepted. Throws
    * UsageLogFullError at the transport's bound (the shipper tries later).
+   * `dedupeId` (default: the batch id) is what the transport drops repeats
+   * by; a re-ship passes a fresh one, since the transport may have dropped
+   * the first copy after acknowledging it, and then it would drop the re-ship
+   * too. The aggregator's claim on the batch id still counts it once.
    */
-  publish(batch: UsageBatch): Promise<void>;
+  publish(batch: UsageBatch, dedupeId?: string): Promise<void>;
   /**
    * Delivers batches to `handle` one at a time. A batch whose handler
    * throws is delivered again later, with backoff.

@@ -42,6 +42,8 @@ export interface UsageDeps {
   meters: boolean;
   /** Control role: the aggregator singleton (and the archive sweeper with it); null elsewhere. */
   aggregatorLease: Singleton | null;
+  /** Told how many archive files a sweep removed, when it removed any (the event log). */
+  onArchiveSwept?: (removed: number) => void;
 }
 
 /** Wires the usage pipeline of one node: meter → spool → shipper → usage log → aggregator → rollups + archive. */
@@ -54,7 +56,7 @@ export async function startUsage(deps: UsageDeps): Promise<Usage> {
   await deps.aggregatorLease?.run({
     async start() {
       aggregator.start();
-      sweeper = startArchiveSweeper(archive, logger);
+      sweeper = startArchiveSweeper(archive, logger, deps.onArchiveSwept);
     },
     async stop() {
       clearInterval(sweeper);
@@ -127,13 +129,18 @@ function pipeline(
   };
 }
 
-function startArchiveSweeper(archive: UsageArchive, logger: Logger): NodeJS.Timeout {
+function startArchiveSweeper(
+  archive: UsageArchive,
+  logger: Logger,
+  onSwept: (removed: number) => void = () => {},
+): NodeJS.Timeout {
   const sweep = () =>
     archive
       .sweep()
       .then((removed) => {
-        if (removed > 0)
-          logger.info({ removed }, `removed ${removed} usage archive files past their retention`);
+        if (removed === 0) return;
+        logger.info({ removed }, `removed ${removed} usage archive files past their retention`);
+        onSwept(removed);
       })
       .catch((error: unknown) =>
         logger.warn({ err: error }, "could not sweep the usage archive; check the disk under dataDir/usage"),

@@ -43,7 +43,7 @@ const RESPAWN_BACKOFF_MS = 1000;
  */
 const LANES_PER_WORKER = 2;
 
-/** How often a running job signals progress; well under any ack wait (processing timeout + 5 s). */
+/** How often a job in hand signals progress; well under the fleet queue's 6 s ack wait. */
 const WORKING_SIGNAL_MS = 2000;
 
 /**
@@ -152,9 +152,19 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   }
 
   async #handle(slot: number, worker: WorkerProcess, delivery: Delivery): Promise<void> {
+    if (Date.now() >= delivery.message.deadline) return this.#dropExpired(delivery);
+    // From here until it is settled the job tells the queue it is alive, so it is not redelivered meanwhile.
+    const keepAlive = setInterval(() => void delivery.working().catch(() => {}), WORKING_SIGNAL_MS);
+    try {
+      await this.#fetchAndRun(slot, worker, delivery);
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }
+
+  async #fetchAndRun(slot: number, worker: WorkerProcess, delivery: Delivery): Promise<void> {
     const { message } = delivery;
     const { metrics, dataPath } = this.#options;
-    if (Date.now() >= message.deadline) return this.#dropExpired(delivery);
     const fetchStarted = nowMs();
     const input = await dataPath.fetchInput(message.input, message.deadline);
     const fetchMs = nowMs() - fetchStarted;
@@ -170,13 +180,10 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       this.#updateGauges();
       this.emit("job-start", { pid: worker.pid, jobId: message.id });
     };
-    // A long job tells the queue it is still alive, so it is not redelivered to another worker meanwhile.
-    const keepAlive = setInterval(() => void delivery.working().catch(() => {}), WORKING_SIGNAL_MS);
     try {
       const result = await worker.run(message, input, onStarted);
       await this.#settle(slot, worker, delivery, result, { queueMs, fetchMs });
     } finally {
-      clearInterval(keepAlive);
       if (started) this.#running.set(slot, (this.#running.get(slot) ?? 1) - 1);
       this.#updateGauges();
     }

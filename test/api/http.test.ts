@@ -1,5 +1,5 @@
 import sharp from "sharp";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { animatedGif, solidImage } from "../helpers/images.js";
 import { readMetric, useNode } from "../helpers/node.js";
 
@@ -125,6 +125,12 @@ describe("the resize API over HTTP", () => {
   });
 
   describe("format negotiation", () => {
+    // AVIF from format=auto is rolled out by the avif-auto flag (off by default): on for this test's tenant.
+    beforeAll(async () => {
+      const res = await node().admin("PUT", `/flags/avif-auto/tenants/${node().tenant}`, { enabled: true });
+      expect(res.status).toBe(200);
+    });
+
     it.each([
       ["image/avif,image/webp,*/*", "image/avif"],
       ["image/webp,*/*", "image/webp"],

@@ -19,17 +19,24 @@ import type { UsageLog } from "../../src/usage/usage-log.js";
 
 const logger = pino({ level: "silent" });
 
-/** A transport that acknowledges every batch but silently loses every other new one, as a broker losing acknowledged writes would. */
+/**
+ * A transport that acknowledges every batch but silently loses every other new one, as a broker
+ * losing acknowledged writes would — and, like JetStream, still drops a repeat of a dedupe id it has
+ * acknowledged, so only a re-ship under a fresh dedupe id gets through.
+ */
 class LossyUsageLog implements UsageLog {
   #seen = 0;
+  readonly #acknowledged = new Set<string>();
   lost = 0;
   constructor(private readonly inner: UsageLog) {}
-  async publish(batch: UsageBatch): Promise<void> {
+  async publish(batch: UsageBatch, dedupeId = batch.id): Promise<void> {
+    if (this.#acknowledged.has(dedupeId)) return;
+    this.#acknowledged.add(dedupeId);
     if (this.#seen++ % 2 === 0) {
       this.lost++;
       return;
     }
-    await this.inner.publish(batch);
+    await this.inner.publish(batch, dedupeId);
   }
   consume(handle: (batch: UsageBatch) => Promise<void>) {
     return this.inner.consume(handle);

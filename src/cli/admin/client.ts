@@ -1,13 +1,51 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import type { FlagView } from "../../flags/flag-admin.js";
+import type { FlagReason } from "../../flags/model.js";
 import type { AuditEntry } from "../../identity/audit-log.js";
 import type { ApiKey, Tenant, TenantScope, TenantStatus } from "../../identity/model.js";
 import type { OutputFormat } from "../../image/formats.js";
+import type { Alert } from "../../ops/alerts/model.js";
+import type { OpsEvent } from "../../ops/events.js";
+import type { MetricsOverview, SeriesHistory } from "../../ops/metric-summary.js";
+import type { ChannelView } from "../../ops/notify/channels.js";
+import type { DeliveryResult } from "../../ops/notify/notifier.js";
 import type { CostEstimate, CostSummary } from "../../usage/cost.js";
 import type { UsageReport } from "../../usage/usage-report.js";
 
 // The wire types are the server's own (type-only imports: nothing of the server is loaded),
 // so a change to the admin API's shapes breaks this file's build instead of its output.
-export type { ApiKey, AuditEntry, CostEstimate, CostSummary, Tenant, UsageReport };
+export type {
+  Alert,
+  ApiKey,
+  AuditEntry,
+  ChannelView,
+  CostEstimate,
+  CostSummary,
+  DeliveryResult,
+  FlagView,
+  MetricsOverview,
+  OpsEvent,
+  SeriesHistory,
+  Tenant,
+  UsageReport,
+};
+
+/** PUT /admin/v1/flags/:name: the fields to change. */
+export interface FlagSettingsInput {
+  default?: boolean;
+  percentage?: number;
+  description?: string;
+}
+
+/** GET /admin/v1/flags/:name?tenant=: how the answering node evaluates the flag for that tenant. */
+export interface FlagEvaluationView {
+  flag: string;
+  tenant: string;
+  value: boolean;
+  reason: FlagReason;
+  node: string;
+  revision: number | null;
+}
 
 /** The CLI's exit codes: scripts branch on these, so they never change meaning. */
 export const EXIT = { failed: 1, usage: 2, unreachable: 3, unauthorized: 4 } as const;
@@ -123,7 +161,7 @@ export interface FleetNode {
 }
 
 interface Call {
-  method: "GET" | "POST" | "PATCH" | "DELETE";
+  method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
   path: string;
   query?: Query;
   body?: unknown;
@@ -261,6 +299,80 @@ export class AdminClient {
   /** Every live node of the fleet, from discovery. */
   nodes(): Promise<{ items: FleetNode[] }> {
     return this.#call({ method: "GET", path: "/nodes" });
+  }
+
+  flags(): Promise<{ items: FlagView[] }> {
+    return this.#call({ method: "GET", path: "/flags" });
+  }
+
+  flag(name: string): Promise<FlagView> {
+    return this.#call({ method: "GET", path: `/flags/${seg(name)}` });
+  }
+
+  evaluateFlag(name: string, tenant: string): Promise<FlagEvaluationView> {
+    return this.#call({ method: "GET", path: `/flags/${seg(name)}`, query: { tenant } });
+  }
+
+  setFlag(name: string, body: FlagSettingsInput): Promise<FlagView> {
+    return this.#call({ method: "PUT", path: `/flags/${seg(name)}`, body });
+  }
+
+  setFlagTenant(name: string, tenantId: string, enabled: boolean): Promise<FlagView> {
+    return this.#call({
+      method: "PUT",
+      path: `/flags/${seg(name)}/tenants/${seg(tenantId)}`,
+      body: { enabled },
+    });
+  }
+
+  unsetFlagTenant(name: string, tenantId: string): Promise<FlagView> {
+    return this.#call({ method: "DELETE", path: `/flags/${seg(name)}/tenants/${seg(tenantId)}` });
+  }
+
+  deleteFlag(name: string): Promise<FlagView> {
+    return this.#call({ method: "DELETE", path: `/flags/${seg(name)}` });
+  }
+
+  /** The support report, as Markdown. */
+  report(): Promise<string> {
+    return this.#call({ method: "GET", path: "/report", text: "text/markdown" });
+  }
+
+  listAlerts(
+    query: { state?: "firing" | "resolved"; before?: string; limit?: number } = {},
+  ): Promise<Page<Alert>> {
+    return this.#call({ method: "GET", path: "/alerts", query: { ...query } });
+  }
+
+  ackAlert(id: string): Promise<Alert> {
+    return this.#call({ method: "POST", path: `/alerts/${seg(id)}/ack` });
+  }
+
+  /** A test notification to one channel (id or name) or to every channel; how each delivery went. */
+  testNotification(channel?: string): Promise<{ items: DeliveryResult[] }> {
+    const path = channel ? `/notification-channels/${seg(channel)}/test` : "/notification-channels/test";
+    return this.#call({ method: "POST", path });
+  }
+
+  notificationChannels(): Promise<{ items: ChannelView[] }> {
+    return this.#call({ method: "GET", path: "/notification-channels" });
+  }
+
+  listEvents(query: { kind?: string; before?: string; limit?: number } = {}): Promise<Page<OpsEvent>> {
+    return this.#call({ method: "GET", path: "/events", query: { ...query } });
+  }
+
+  /** Every series now, with baselines, per node, and a sentence. */
+  metrics(): Promise<MetricsOverview> {
+    return this.#call({ method: "GET", path: "/metrics" });
+  }
+
+  /** One series' points (the fleet's without `node`) and its baseline band. */
+  metric(
+    series: string,
+    query: { node?: string; since?: string; until?: string } = {},
+  ): Promise<SeriesHistory> {
+    return this.#call({ method: "GET", path: `/metrics/${seg(series)}`, query: { ...query } });
   }
 
   async #call<T>(call: Call): Promise<T> {
@@ -418,6 +530,7 @@ const FIELD_FLAGS: Record<string, string> = {
   graceSeconds: "--grace",
   search: "--search",
   since: "--since",
+  node: "--node",
   limit: "--limit",
   tenant: "--tenant",
   from: "--from",
@@ -425,6 +538,10 @@ const FIELD_FLAGS: Record<string, string> = {
   granularity: "--granularity",
   by: "--by-outcome",
   month: "--month",
+  percentage: "--percentage",
+  default: "--default",
+  description: "--description",
+  enabled: "--on/--off",
 };
 
 /** `burst: Too small…` → ` (--burst)`; errors of no known field get nothing. */

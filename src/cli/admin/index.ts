@@ -1,7 +1,11 @@
 import type { Command } from "commander";
+import { registerAlertCommands } from "./alerts-commands.js";
 import { registerAuditCommand } from "./audit-command.js";
+import { registerFlagCommands } from "./flag-commands.js";
 import { registerKeyCommands } from "./key-commands.js";
+import { registerMetricsCommands } from "./metrics-commands.js";
 import { registerNodesCommand } from "./nodes-command.js";
+import { registerReportCommand } from "./report-command.js";
 import { registerTenantCommands } from "./tenant-commands.js";
 import { registerUsageCommands } from "./usage-commands.js";
 
@@ -14,5 +18,9 @@ export function registerAdminCommands(program: Command): void {
   registerKeyCommands(program);
   registerAuditCommand(program);
   registerNodesCommand(program);
+  registerMetricsCommands(program);
   registerUsageCommands(program);
+  registerFlagCommands(program);
+  registerReportCommand(program);
+  registerAlertCommands(program);
 }

@@ -1,0 +1,107 @@
+import type { FastifyInstance } from "fastify";
+import { z } from "zod";
+import type { Alerting } from "../ops/alerts/alerting.js";
+import { describeRules } from "../ops/alerts/rules.js";
+import { channelView } from "../ops/notify/channels.js";
+import { ADMIN_PREFIX, actorOf, page } from "./admin-api.js";
+import { parseInput } from "./validation.js";
+
+type IdParams = { Params: { id: string } };
+
+const limit = z.coerce.number().int().min(1).max(1000).default(100);
+
+const AlertQuery = z
+  .object({
+    state: z.enum(["firing", "resolved"]).optional(),
+    before: z.string().max(64).optional(),
+    limit,
+  })
+  .strict();
+
+const DeliveryQuery = z
+  .object({
+    channel: z.string().max(200).optional(),
+    alert: z.string().max(64).optional(),
+    before: z.string().max(64).optional(),
+    limit,
+  })
+  .strict();
+
+/** Names end up in logs and terminals: no control characters. */
+const printable = (v: string) => ![...v].some((c) => c.charCodeAt(0) < 32 || c.charCodeAt(0) === 127);
+
+const NewChannelBody = z
+  .object({
+    name: z.string().trim().min(1).max(100).refine(printable, "must not contain control characters"),
+    kind: z.enum(["webhook", "slack"]).default("webhook"),
+    url: z
+      .string()
+      .max(2000)
+      .refine((v) => /^https?:\/\/[^\s]+$/.test(v) && URL.canParse(v), "must be an http:// or https:// URL"),
+    /** At least 16 characters: the receiver trusts whatever this secret signs. */
+    secret: z
+      .string()
+      .min(16, "must be at least 16 characters (e.g. `openssl rand -hex 32`)")
+      .max(256)
+      .optional(),
+  })
+  .strict();
+
+const TestBody = z.object({}).strict();
+
+/**
+ * Alerts, notification channels and the delivery log under /admin/v1. Any
+ * node answers (it is all in the database); acknowledging and channel
+ * changes go to the audit trail.
+ */
+export function alertRoutes(app: FastifyInstance, alerting: Alerting): void {
+  const { store, channels, deliveries, notifier } = alerting;
+
+  app.get("/alerts", async (request) => {
+    const q = parseInput(AlertQuery, request.query, "query");
+    return page(await store.list(q), q.limit);
+  });
+
+  app.get("/alerts/rules", async () => ({ items: describeRules() }));
+
+  app.get<IdParams>("/alerts/:id", async (request) => store.get(request.params.id));
+
+  app.post<IdParams>("/alerts/:id/ack", async (request) => {
+    parseInput(TestBody, request.body, "body");
+    return store.ack(request.params.id, actorOf(request));
+  });
+
+  app.get("/notification-channels", async () => ({
+    items: (await channels.all()).map(channelView),
+    next: null,
+  }));
+
+  app.post("/notification-channels", async (request, reply) => {
+    const body = parseInput(NewChannelBody, request.body, "channel");
+    const channel = await channels.create(actorOf(request), body);
+    return reply
+      .code(201)
+      .header("location", `${ADMIN_PREFIX}/notification-channels/${channel.id}`)
+      .send(channelView(channel));
+  });
+
+  app.delete<IdParams>("/notification-channels/:id", async (request) =>
+    channelView(await channels.remove(actorOf(request), request.params.id)),
+  );
+
+  // A test is sent, not stored: it needs no audit entry, and its attempts are in the delivery log.
+  app.post("/notification-channels/test", async (request) => {
+    parseInput(TestBody, request.body, "body");
+    return { items: await notifier.test(actorOf(request).id) };
+  });
+
+  app.post<IdParams>("/notification-channels/:id/test", async (request) => {
+    parseInput(TestBody, request.body, "body");
+    return { items: await notifier.test(actorOf(request).id, request.params.id) };
+  });
+
+  app.get("/notification-deliveries", async (request) => {
+    const q = parseInput(DeliveryQuery, request.query, "query");
+    return page(await deliveries.list(q), q.limit);
+  });
+}
