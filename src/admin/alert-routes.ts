@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { z } from "zod";
 import type { Alerting } from "../ops/alerts/alerting.js";
 import { describeRules } from "../ops/alerts/rules.js";
+import type { EventLog } from "../ops/events.js";
 import { channelView } from "../ops/notify/channels.js";
 import { ADMIN_PREFIX, actorOf, page } from "./admin-api.js";
 import { parseInput } from "./validation.js";
@@ -47,14 +48,14 @@ const NewChannelBody = z
   })
   .strict();
 
-const TestBody = z.object({}).strict();
+const EmptyBody = z.object({}).strict();
 
 /**
  * Alerts, notification channels and the delivery log under /admin/v1. Any
  * node answers (it is all in the database); acknowledging and channel
  * changes go to the audit trail.
  */
-export function alertRoutes(app: FastifyInstance, alerting: Alerting): void {
+export function alertRoutes(app: FastifyInstance, alerting: Alerting, events: EventLog): void {
   const { store, channels, deliveries, notifier } = alerting;
 
   app.get("/alerts", async (request) => {
@@ -67,8 +68,17 @@ export function alertRoutes(app: FastifyInstance, alerting: Alerting): void {
   app.get<IdParams>("/alerts/:id", async (request) => store.get(request.params.id));
 
   app.post<IdParams>("/alerts/:id/ack", async (request) => {
-    parseInput(TestBody, request.body, "body");
-    return store.ack(request.params.id, actorOf(request));
+    parseInput(EmptyBody, request.body, "body");
+    const actor = actorOf(request);
+    const alert = await store.ack(request.params.id, actor);
+    if (alert.ackedBy === actor.id) {
+      await events.record("alert.acked", `${actor.id} acknowledged: ${alert.summary}`, {
+        alert: alert.id,
+        rule: alert.rule,
+        subject: alert.subject,
+      });
+    }
+    return alert;
   });
 
   app.get("/notification-channels", async () => ({
@@ -91,12 +101,12 @@ export function alertRoutes(app: FastifyInstance, alerting: Alerting): void {
 
   // A test is sent, not stored: it needs no audit entry, and its attempts are in the delivery log.
   app.post("/notification-channels/test", async (request) => {
-    parseInput(TestBody, request.body, "body");
+    parseInput(EmptyBody, request.body, "body");
     return { items: await notifier.test(actorOf(request).id) };
   });
 
   app.post<IdParams>("/notification-channels/:id/test", async (request) => {
-    parseInput(TestBody, request.body, "body");
+    parseInput(EmptyBody, request.body, "body");
     return { items: await notifier.test(actorOf(request).id, request.params.id) };
   });
 

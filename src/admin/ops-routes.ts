@@ -20,6 +20,6 @@ export function opsRoutes(app: FastifyInstance, ops: Ops): void {
     const q = parseInput(EventsQuery, request.query, "query");
     return page(await ops.events.list(q), q.limit);
   });
-  alertRoutes(app, ops.alerts);
+  alertRoutes(app, ops.alerts, ops.events);
   metricsRoutes(app, ops.history);
 }

@@ -9,6 +9,7 @@ import { Singletons } from "../fleet/singletons.js";
 import { type Identity, startIdentity } from "../identity/identity.js";
 import { outbox } from "../identity/outbox.js";
 import { createMetrics, type Metrics } from "../metrics/metrics.js";
+import { EventLog } from "../ops/events.js";
 import { summariseAll } from "../ops/metric-summary.js";
 import { type Ops, startOps } from "../ops/ops.js";
 import { deadLetters } from "../queue/dead-letters.js";
@@ -86,7 +87,10 @@ async function startParts(
 ) {
   const state = { url: undefined as string | undefined, draining: false, started: false };
   const startedAt = Date.now();
-  let ops: Ops | undefined;
+  // First, so that what the node does from its very start (leases taken, sweeps) is in the event log.
+  const events = new EventLog(adapters.db, adapters.nodeId, (error) =>
+    logger.warn({ err: error }, "could not record an operations event (database unavailable?)"),
+  );
   const singletons = new Singletons({
     kv: adapters.leasesKv,
     holder: adapters.nodeId,
@@ -94,7 +98,7 @@ async function startParts(
     logger,
     // Taking over a dead holder's work is self-healing: worth an event, never a page.
     onChange: (name, held) =>
-      void ops?.events.record(
+      void events.record(
         held ? "lease.acquired" : "lease.lost",
         held
           ? `${adapters.nodeId} took the ${name} lease and runs it now`
@@ -145,7 +149,7 @@ async function startParts(
     meters: roles.has("api"),
     aggregatorLease: control ? singletons.create("usage-aggregator") : null,
     onArchiveSwept: (removed) =>
-      void ops?.events.record("sweep", `removed ${removed} usage archive files past their retention`, {
+      void events.record("sweep", `removed ${removed} usage archive files past their retention`, {
         action: "archive-swept",
         count: removed,
       }),
@@ -154,7 +158,8 @@ async function startParts(
     throw error;
   });
   if (roles.has("worker")) pool = startPool(config, adapters, metrics, logger);
-  ops = await startOps({
+  const ops = await startOps({
+    events,
     config,
     db: adapters.db,
     nodeId: adapters.nodeId,
@@ -165,16 +170,15 @@ async function startParts(
     control,
     leasesKv: adapters.leasesKv,
   });
-  const opsStarted = ops;
   const flags = await startFlags({
     kv: adapters.flagsKv,
     db: adapters.db,
-    events: opsStarted.events,
+    events,
     logger,
     checkTenant: async (id) => void (await identity.admin.getTenant(id)),
   }).catch(async (error: unknown) => {
     await pool?.stop();
-    await opsStarted.stop();
+    await ops.stop();
     await usage.stop();
     await identity.stop();
     throw error;

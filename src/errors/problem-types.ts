@@ -35,6 +35,7 @@ export const PROBLEM_TYPES = {
   "identity-not-ready": { status: 503, title: "The node has not loaded its API keys yet" },
   "queue-unavailable": { status: 503, title: "The job queue is unavailable for a moment" },
   "metering-unavailable": { status: 503, title: "Usage cannot be recorded right now" },
+  "flags-unavailable": { status: 503, title: "Feature flags cannot be read or changed right now" },
   timeout: { status: 504, title: "The request took too long" },
 } as const satisfies Record<string, { status: number; title: string }>;
 

@@ -35,10 +35,12 @@ class LostRace extends Error {}
 
 /**
  * The management side of flags: every change is a compare-and-set write to
- * the flags bucket, made inside a database transaction that also writes its
+ * the flags bucket, made inside the database transaction that writes its
  * audit entry, so the audit trail has an entry exactly when the flag
- * changed (unless the commit itself fails after the write, which is logged
- * as an error by the caller). Each change is also a `flag.changed` event.
+ * changed. (If the commit itself fails after the write, the request fails,
+ * the change stands, and a `flag.changed` event says its audit entry is
+ * missing, where the database still takes it.) Each change is also a
+ * `flag.changed` event; every node logs each change it applies.
  */
 export class FlagAdmin {
   constructor(
@@ -149,23 +151,29 @@ export class FlagAdmin {
       const read = await store.read(name);
       const { next, details, summary } = change(read);
       const stamped = next && { ...next, updatedAt: new Date().toISOString(), updatedBy: actor.id };
+      const event = { flag: name, action, ...(tenantId ? { tenant: tenantId } : {}), ...details };
+      let written = false;
       try {
         await db.transaction(async (tx) => {
           // The audit entry first: a database that is down fails the request before the flag moves.
           await auditLog.record(tx, actor, { action, target: name, tenantId, details });
           if (stamped === null) await store.remove(name);
           else if (!(await store.write(stamped, read.revision))) throw new LostRace();
+          written = true;
         });
       } catch (error) {
         if (error instanceof LostRace) continue;
+        if (written) {
+          // The flag moved but its audit entry did not commit: leave what trace we still can.
+          await events.record(
+            "flag.changed",
+            `flag ${name}: ${summary} (by ${actor.id}; its audit entry could not be committed)`,
+            event,
+          );
+        }
         throw error;
       }
-      await events.record("flag.changed", `flag ${name}: ${summary} (by ${actor.id})`, {
-        flag: name,
-        action,
-        ...(tenantId ? { tenant: tenantId } : {}),
-        ...details,
-      });
+      await events.record("flag.changed", `flag ${name}: ${summary} (by ${actor.id})`, event);
       return stamped ? view(stamped, true) : view(builtInFlag(name), false);
     }
     throw new ProblemError(

@@ -1,4 +1,5 @@
-import type { KeyValue } from "../kv/key-value.js";
+import { ProblemError } from "../errors/problem.js";
+import { type KeyValue, KvFullError } from "../kv/key-value.js";
 import { type Flag, StoredFlag } from "./model.js";
 import { builtInFlag } from "./registry.js";
 
@@ -27,14 +28,14 @@ export class FlagStore {
   constructor(private readonly kv: KeyValue) {}
 
   async read(name: string): Promise<FlagRead> {
-    const entry = await this.kv.entry(flagKey(name));
+    const entry = await guard(() => this.kv.entry(flagKey(name)));
     if (!entry) return { flag: builtInFlag(name), stored: false, revision: null };
     return { flag: parseFlag(entry.value) ?? builtInFlag(name), stored: true, revision: entry.revision };
   }
 
   /** Every stored flag, by name; values this version cannot read are left out. */
   async list(): Promise<Flag[]> {
-    const entries = await this.kv.entries(FLAG_KEY_PREFIX);
+    const entries = await guard(() => this.kv.entries(FLAG_KEY_PREFIX));
     return entries
       .map((e) => parseFlag(e.value))
       .filter((f): f is Flag => f !== null)
@@ -47,15 +48,39 @@ export class FlagStore {
    */
   async write(flag: Flag, revision: number | null): Promise<boolean> {
     const value = JSON.stringify(flag);
-    const written =
+    const written = await guard(() =>
       revision === null
-        ? await this.kv.create(flagKey(flag.name), value)
-        : await this.kv.update(flagKey(flag.name), value, revision);
+        ? this.kv.create(flagKey(flag.name), value)
+        : this.kv.update(flagKey(flag.name), value, revision),
+    );
     return written !== null;
   }
 
   async remove(name: string): Promise<void> {
-    await this.kv.delete(flagKey(name));
+    await guard(() => this.kv.delete(flagKey(name)));
+  }
+}
+
+/** Seconds a client waits before retrying while the bucket is unreachable (a NATS leader election takes 4-9 s). */
+const RETRY_AFTER_S = 5;
+
+/** KV failures as answers an operator can act on, never a 500. */
+async function guard<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof KvFullError) {
+      throw new ProblemError(
+        "conflict",
+        "the flags bucket is full (at most 1000 flags of 256 KiB each); delete flags that are no longer read",
+        { cause: error },
+      );
+    }
+    throw new ProblemError(
+      "flags-unavailable",
+      `the flags bucket did not answer (${(error as Error).message}); nothing was changed, retry in a few seconds`,
+      { retryAfterS: RETRY_AFTER_S, cause: error },
+    );
   }
 }
 

@@ -2,8 +2,12 @@ import type { HistoryStore } from "./history-store.js";
 import { type Baseline, FLEET_NODE, SERIES, SERIES_NAMES, type SeriesName } from "./series.js";
 import { formatBand, formatValue } from "./units.js";
 
-/** A "latest" value older than this many sample intervals is stale: the node is silent, not healthy. */
+/**
+ * A "latest" value older than this many sample intervals, and at least
+ * FRESH_MIN_MS, is stale: the node is silent, not healthy.
+ */
 const FRESH_INTERVALS = 3;
+const FRESH_MIN_MS = 30_000;
 /** A node is an outlier beyond this many standard deviations of the other nodes' mean. */
 const OUTLIER_K = 2;
 /**
@@ -60,7 +64,7 @@ export async function summariseAll(history: HistoryStore, at: number): Promise<S
 }
 
 export async function summarise(history: HistoryStore, name: SeriesName, at: number): Promise<SeriesSummary> {
-  const maxAgeMs = history.settings.sampleIntervalMs * FRESH_INTERVALS;
+  const maxAgeMs = Math.max(FRESH_MIN_MS, history.settings.sampleIntervalMs * FRESH_INTERVALS);
   const [latest, baselines] = await Promise.all([
     history.latest(name, maxAgeMs),
     history.baselines(name, { at }),

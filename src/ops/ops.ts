@@ -6,7 +6,7 @@ import type { Singletons } from "../fleet/singletons.js";
 import type { KeyValue } from "../kv/key-value.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { type Alerting, startAlerting } from "./alerts/alerting.js";
-import { EventLog } from "./events.js";
+import type { EventLog } from "./events.js";
 import { HistoryStore } from "./history-store.js";
 import { Sampler } from "./sampler.js";
 import { SelfHealingReport } from "./self-healing.js";
@@ -23,6 +23,8 @@ export interface OpsDeps {
   control: boolean;
   /** The control singletons' leases, which the lease-missing rule reads. */
   leasesKv: KeyValue;
+  /** The node's event log, made before anything else starts. */
+  events: EventLog;
 }
 
 /**
@@ -43,9 +45,7 @@ export interface Ops {
 }
 
 export async function startOps(deps: OpsDeps): Promise<Ops> {
-  const events = new EventLog(deps.db, deps.nodeId, (error) =>
-    deps.logger.warn({ err: error }, "could not record an operations event (database unavailable?)"),
-  );
+  const { events } = deps;
   const history = new HistoryStore(deps.db, deps.config.ops);
   const sampling = await startSampling(deps, history);
   const selfHealing = new SelfHealingReport(deps.metrics, events);

@@ -39,7 +39,7 @@ export const SERIES = {
   rejection_rate: {
     unit: "req/s",
     title: "Requests refused per second (all reasons)",
-    label: "rejections",
+    label: "rejection rate",
     aggregate: "sum",
   },
   spool_bytes: { unit: "bytes", title: "Usage spool backlog", label: "usage spool", aggregate: "sum" },

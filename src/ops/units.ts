@@ -19,7 +19,8 @@ function scaleFor(unit: string, reference: number): Scale {
     case "bytes":
       if (r >= 2 ** 30) return { divisor: 2 ** 30, suffix: " GB" };
       if (r >= MB) return { divisor: MB, suffix: " MB" };
-      return { divisor: 1024, suffix: " KB" };
+      if (r >= 1024) return { divisor: 1024, suffix: " KB" };
+      return { divisor: 1, suffix: " B" };
     case "s":
       if (r >= 172_800) return { divisor: 86_400, suffix: " days" };
       if (r >= 7200) return { divisor: 3600, suffix: " h" };

@@ -48,10 +48,7 @@ export interface AlertRow {
   summary: string;
 }
 
-/**
- * The latest alert episodes, read from the `alerts` table (migration 4).
- * Null when the table cannot be read (an older schema).
- */
+/** The latest alert episodes, read from the `alerts` table (migration 4). */
 export async function recentAlerts(db: Database): Promise<AlertRow[]> {
   return db.query<AlertRow>(
     `SELECT started_at, state, severity, rule, key, summary FROM alerts ORDER BY started_at DESC LIMIT ${REPORT_ROWS}`,

@@ -118,6 +118,8 @@ describe("imgfleet alerts", () => {
     expect(badState.code).toBe(2);
     const [again] = json<Alert[]>(await cli("alerts", "list", "--json"));
     expect(again?.ackedBy).toMatch(/^key_/);
+    const acks = json<OpsEvent[]>(await cli("events", "--kind", "alert.acked", "--json"));
+    expect(acks.map((e) => e.message)).toEqual([`${again?.ackedBy} acknowledged: ${alert.summary}`]);
   });
 
   it("sends a signed test notification to every channel, or reports the channel that failed (exit 1)", async () => {

@@ -140,9 +140,8 @@ export class AlertEngine {
       );
       this.deps.notify("alert.resolved", done);
     }
-    for (const id of this.#clearRuns.keys()) {
-      if (![...open.values()].some((a) => a.id === id)) this.#clearRuns.delete(id);
-    }
+    const openIds = new Set([...open.values()].map((a) => a.id));
+    for (const id of this.#clearRuns.keys()) if (!openIds.has(id)) this.#clearRuns.delete(id);
     return { fired, resolved };
   }
 
