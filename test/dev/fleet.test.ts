@@ -1,11 +1,10 @@
-import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { describe, expect, it, onTestFinished } from "vitest";
-import { type DevFleetStatus, findFleetBinaries, stopDevFleet } from "../../src/dev/fleet.js";
+import { type DevFleetStatus, stopDevFleet } from "../../src/dev/fleet.js";
 import { isAlive } from "../../src/dev/processes.js";
+import { adminClient, hasFleetBinaries, imgfleet, ROOT } from "../helpers/fleet.js";
 
 /**
  * Smoke test of a whole dev fleet with real imgfleet nodes, through the CLI
@@ -13,31 +12,13 @@ import { isAlive } from "../../src/dev/processes.js";
  * `down`, and every process gone.
  */
 
-const ROOT = join(import.meta.dirname, "../..");
-const run = promisify(execFile);
 const START_BUDGET_MS = 240_000;
 
-const hasBinaries = (() => {
-  try {
-    findFleetBinaries();
-    return true;
-  } catch (error) {
-    // CI installs them (.ci/run): missing there is a broken setup, not a reason to skip.
-    if (process.env.CI === "true") throw error;
-    console.warn(`\n*** SKIPPED: dev fleet suite — ${(error as Error).message} ***\n`);
-    return false;
-  }
-})();
+const hasBinaries = hasFleetBinaries("dev fleet suite");
 
-/** `imgfleet <args>` from source under tsx, as a developer runs it; IMGFLEET_* from our environment left out. */
+/** `imgfleet <args>` from source under tsx, as a developer runs it. */
 function cli(args: string[], timeoutMs = START_BUDGET_MS) {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("IMGFLEET_")));
-  return run(process.execPath, ["--import", "tsx", join(ROOT, "src/cli/main.ts"), ...args], {
-    cwd: ROOT,
-    env,
-    timeout: timeoutMs,
-    maxBuffer: 4 * 1024 * 1024,
-  });
+  return imgfleet(args, { timeoutMs });
 }
 
 describe.skipIf(!hasBinaries)("imgfleet dev fleet (full)", () => {
@@ -88,27 +69,16 @@ describe.skipIf(!hasBinaries)("imgfleet dev fleet (full)", () => {
 
 /** A tenant, a key, and one resize, all through HAProxy. */
 async function expectResizeThrough(url: string, adminKey: string): Promise<void> {
-  const admin = (path: string, body: unknown) =>
-    fetch(`${url}/admin/v1${path}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${adminKey}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-  const created = async (path: string, body: unknown) => {
-    const response = await admin(path, body);
-    const text = await response.text();
-    expect(response.status, `POST ${path}: ${text}`).toBe(201);
-    return JSON.parse(text) as Record<string, unknown>;
-  };
-  const tenant = await created("/tenants", { name: `smoke-${Date.now()}` });
-  const key = await created(`/tenants/${String(tenant.id)}/keys`, { scopes: ["resize"] });
+  const admin = adminClient(url, adminKey);
+  const tenant = await admin.created<{ id: string }>("/tenants", { name: `smoke-${Date.now()}` });
+  const key = await admin.created<{ secret: string }>(`/tenants/${tenant.id}/keys`, { scopes: ["resize"] });
   // A new key reaches every API node through the identity bucket within seconds.
   const deadline = Date.now() + 15_000;
   let response: Response;
   for (;;) {
     response = await fetch(`${url}/v1/resize?w=100&format=webp`, {
       method: "POST",
-      headers: { authorization: `Bearer ${String(key.secret)}`, "content-type": "image/jpeg" },
+      headers: { authorization: `Bearer ${key.secret}`, "content-type": "image/jpeg" },
       body: readFileSync(join(ROOT, "examples/sample.jpg")),
     });
     if (response.status !== 401 || Date.now() > deadline) break;

@@ -1,8 +1,5 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { describe, expect, it, onTestFailed, onTestFinished } from "vitest";
-import { type DevFleet, findFleetBinaries, startDevFleet, stopDevFleet } from "../../src/dev/fleet.js";
+import { describe, expect, it } from "vitest";
+import { adminClient, hasFleetBinaries, logsOnFailure, startTestFleet } from "../helpers/fleet.js";
 import { solidImage } from "../helpers/images.js";
 
 /**
@@ -12,23 +9,12 @@ import { solidImage } from "../helpers/images.js";
  * asked directly how *it* evaluates the flag, and the delay is printed.
  */
 
-const ROOT = join(import.meta.dirname, "../..");
 /** The fleet itself gets 120 s to start (about 10 s on an idle 2-core machine); the rest is the test. */
 const BUDGET_MS = 240_000;
 /** "Within seconds": a watch delivers in milliseconds; this bound only keeps a broken fleet from hanging. */
 const PROPAGATION_BOUND_MS = 15_000;
 
-const hasBinaries = (() => {
-  try {
-    findFleetBinaries();
-    return true;
-  } catch (error) {
-    // CI installs them: missing there is a broken setup, not a reason to skip.
-    if (process.env.CI === "true") throw error;
-    console.warn(`\n*** SKIPPED: fleet flags suite — ${(error as Error).message} ***\n`);
-    return false;
-  }
-})();
+const hasBinaries = hasFleetBinaries("fleet flags suite");
 
 interface Evaluation {
   flag: string;
@@ -38,16 +24,9 @@ interface Evaluation {
   node: string;
 }
 
+/** An admin call read to the end, so a failed expectation can show the body. */
 async function call(base: string, key: string, method: string, path: string, body?: unknown) {
-  const response = await fetch(`${base}/admin/v1${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${key}`,
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(10_000),
-  });
+  const response = await adminClient(base, key, 10_000).request(method, path, body);
   const text = await response.text();
   return { status: response.status, text, json: () => JSON.parse(text) as Record<string, unknown> };
 }
@@ -87,28 +66,8 @@ describe.skipIf(!hasBinaries)("feature flags across a dev fleet", () => {
   it(
     "a change made through HAProxy reaches every API node within seconds, and so does its removal",
     async () => {
-      const stateDir = mkdtempSync(join(tmpdir(), "imgfleet-flags-fleet-"));
-      let started: DevFleet | undefined;
-      // Registered before the start, so a failed assertion or start cannot leak a fleet.
-      onTestFinished(async () => {
-        await started?.stop();
-        await stopDevFleet(stateDir);
-        rmSync(stateDir, { recursive: true, force: true });
-      });
-      const fleet = await startDevFleet({
-        stateDir,
-        entry: ["--import", "tsx", join(ROOT, "src/cli/main.ts")],
-        cwd: ROOT,
-        readyTimeoutMs: 120_000,
-      });
-      started = fleet;
-      onTestFailed(async () => {
-        for (const p of fleet.byRole("api")) {
-          console.error(`\n----- ${p.name} (last lines) -----\n${await p.logTail(40)}`);
-        }
-      });
-      const adminKey = fleet.adminKey;
-      if (!adminKey) throw new Error("the fleet did not report the bootstrap admin key");
+      const { fleet, adminKey } = await startTestFleet("imgfleet-flags-fleet-", { stopAfter: "test" });
+      logsOnFailure(fleet, ...fleet.byRole("api").map((p) => p.name));
       const apiNodes = fleet.byRole("api");
       expect(apiNodes.length).toBe(2);
 

@@ -1,14 +1,23 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { beforeAll, describe, expect, it, onTestFailed, onTestFinished, vi } from "vitest";
+import { beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
+import type { DevFleet, FleetProcess } from "../../src/dev/fleet.js";
 import {
-  type DevFleet,
-  type FleetProcess,
-  findFleetBinaries,
-  startDevFleet,
-  stopDevFleet,
-} from "../../src/dev/fleet.js";
+  type AdminClient,
+  type Answer,
+  adminClient,
+  hasFleetBinaries,
+  Ledger,
+  latency,
+  logsOnFailure,
+  metricsOf,
+  metricValue,
+  pooled,
+  resize as resizeWithin,
+  START_BUDGET_MS,
+  startTestFleet,
+  untilKeyWorksEverywhere,
+  untilSpoolsDrained,
+  usageByOutcome,
+} from "../helpers/fleet.js";
 import { noiseImage, solidImage } from "../helpers/images.js";
 
 /**
@@ -23,66 +32,15 @@ import { noiseImage, solidImage } from "../helpers/images.js";
  * The PostgreSQL test is about PostgreSQL, so it does not start in that window.
  */
 
-const ROOT = join(import.meta.dirname, "../..");
-/** Hook budget for a fleet start; the fleet itself gets 120 s (it takes ~10 s on an idle 2-core machine). */
-const START_BUDGET_MS = 180_000;
 /** A job's message is redelivered this long after its worker went silent: processingTimeoutMs + 5 s. */
 const PROCESSING_TIMEOUT_MS = 3_000;
+/** Well past the queue deadline (30 s, below): a slow request gets the server's answer, not a client timeout. */
+const RESIZE_TIMEOUT_MS = 90_000;
 
-const hasBinaries = (() => {
-  try {
-    findFleetBinaries();
-    return true;
-  } catch (error) {
-    // CI installs them: missing there is a broken setup, not a reason to skip.
-    if (process.env.CI === "true") throw error;
-    console.warn(`\n*** SKIPPED: fleet failure suite — ${(error as Error).message} ***\n`);
-    return false;
-  }
-})();
+const hasBinaries = hasFleetBinaries("fleet failure suite");
 
-interface Answer {
-  status: number;
-  headers: Headers;
-  body: Buffer;
-  /** performance.now() when the request was sent and when its answer (or failure) was complete. */
-  startedAt: number;
-  endedAt: number;
-  /** Set when the request failed before any HTTP answer. */
-  error?: string;
-}
-
-const latency = (a: Answer) => Math.round(a.endedAt - a.startedAt);
-
-/** One POST /v1/resize; a network failure is status 0, never a throw. */
-async function resize(base: string, key: string, query: string, body: Buffer): Promise<Answer> {
-  const startedAt = performance.now();
-  try {
-    const response = await fetch(`${base}/v1/resize?${query}`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${key}`, "content-type": "image/jpeg" },
-      body,
-      signal: AbortSignal.timeout(90_000),
-    });
-    const bytes = Buffer.from(await response.arrayBuffer());
-    return {
-      status: response.status,
-      headers: response.headers,
-      body: bytes,
-      startedAt,
-      endedAt: performance.now(),
-    };
-  } catch (error) {
-    return {
-      status: 0,
-      headers: new Headers(),
-      body: Buffer.alloc(0),
-      startedAt,
-      endedAt: performance.now(),
-      error: (error as Error).message,
-    };
-  }
-}
+const resize = (base: string, key: string, query: string, body: Buffer) =>
+  resizeWithin(base, key, query, body, RESIZE_TIMEOUT_MS);
 
 const problemType = (a: Answer): string | undefined => {
   if (!a.headers.get("content-type")?.includes("problem+json")) return undefined;
@@ -106,59 +64,6 @@ function summarizeFailures(failed: Answer[], t0: number): string {
       return `${list.length}× ${kind} (sent ${Math.min(...sent)}..${Math.max(...sent)} ms, e.g. "${detail}")`;
     })
     .join("; ");
-}
-
-/** Outcome of an answer as the usage report names it; null when nothing is billed. */
-function outcomeOf(a: Answer): "ok" | "client_error" | "server_error" | null {
-  // HAProxy's own answers and network failures carry no request id: no API node metered them.
-  if (a.status === 0 || !a.headers.get("x-request-id")) return null;
-  // A key a node does not know has no tenant to bill.
-  if (a.status === 401) return null;
-  if (a.status < 400) return "ok";
-  return a.status < 500 ? "client_error" : "server_error";
-}
-
-/** What a client saw, per outcome, to compare with the usage report. */
-class Ledger {
-  readonly counts = { ok: 0, client_error: 0, server_error: 0 };
-  add(a: Answer): Answer {
-    const outcome = outcomeOf(a);
-    if (outcome) this.counts[outcome]++;
-    return a;
-  }
-}
-
-/** Sum of the samples of `name` whose labels include `labels`, in a Prometheus exposition. */
-function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
-  let total = 0;
-  for (const line of text.split("\n")) {
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[2] ?? "").matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) total += Number(m[3]);
-  }
-  return total;
-}
-
-async function metricsOf(url: string): Promise<string> {
-  const response = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5_000) });
-  expect(response.status).toBe(200);
-  return response.text();
-}
-
-/** Runs `count` tasks, at most `concurrency` at a time, keeping their order. */
-async function pooled<T>(count: number, concurrency: number, task: (i: number) => Promise<T>): Promise<T[]> {
-  const results: T[] = new Array(count);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, count) }, async () => {
-      while (next < count) {
-        const i = next++;
-        results[i] = await task(i);
-      }
-    }),
-  );
-  return results;
 }
 
 /**
@@ -188,107 +93,16 @@ function steadyLoad(concurrency: number, everyMs: number, send: () => Promise<An
   };
 }
 
-/**
- * After a failed start: every warning and error the nodes logged (the first
- * lines of a start are what the launcher's tail of one log leaves out).
- */
-/** A pino line as time, message, error and the first frames of its stack. */
-function describeLogLine(line: string): string {
-  try {
-    const entry = JSON.parse(line) as {
-      time?: string;
-      msg?: string;
-      err?: { message?: string; stack?: string };
-    };
-    const frames = (entry.err?.stack ?? "").split("\n").slice(1, 8).join("\n");
-    return `${entry.time} ${entry.msg ?? ""}${entry.err ? ` — ${entry.err.message}\n${frames}` : ""}`;
-  } catch {
-    return line.slice(0, 600);
-  }
-}
-
-function printStartWarnings(stateDir: string): void {
-  const logs = join(stateDir, "logs");
-  let files: string[] = [];
-  try {
-    files = readdirSync(logs).filter((f) => /^(api|worker|control)-\d+\.log$/.test(f));
-  } catch {
-    return;
-  }
-  for (const file of files.sort()) {
-    const lines = readFileSync(join(logs, file), "utf8")
-      .split("\n")
-      .filter((l) => /"level":"(warn|error|fatal)"|^imgfleet:/.test(l) && !l.includes("production needs"))
-      .slice(0, 20)
-      .map(describeLogLine);
-    if (lines.length > 0) console.error(`----- ${file}: warnings and errors -----\n${lines.join("\n")}`);
-  }
-}
-
 describe.skipIf(!hasBinaries)("a fleet under failures", () => {
   let fleet: DevFleet;
-  let stateDir: string;
-  let adminKey: string;
+  let admin: AdminClient;
   let small: Buffer;
-
-  const admin = async (method: string, path: string, body?: unknown): Promise<Response> =>
-    fetch(`${fleet.url}/admin/v1${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${adminKey}`,
-        ...(body === undefined ? {} : { "content-type": "application/json" }),
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(30_000),
-    });
-
-  const created = async <T>(path: string, body: unknown): Promise<T> => {
-    const response = await admin("POST", path, body);
-    const text = await response.text();
-    expect(response.status, `POST ${path}: ${text}`).toBe(201);
-    return JSON.parse(text) as T;
-  };
 
   /** A tenant with limits no test reaches, a resize key, and the key working on every API node. */
   const newTenant = async (name: string, ledger: Ledger) => {
-    const tenant = await created<{ id: string }>("/tenants", {
-      name: `${name}-${Date.now()}`,
-      ratePerSecond: 10_000,
-      burst: 10_000,
-      maxInFlight: 1000,
-    });
-    const key = await created<{ secret: string }>(`/tenants/${tenant.id}/keys`, { scopes: ["resize"] });
-    for (const node of fleet.byRole("api")) {
-      await vi.waitFor(
-        async () => {
-          const a = ledger.add(await resize(node.url, key.secret, "w=16&format=png", small));
-          expect(a.status, `${node.name}: ${a.body.toString()}`).toBe(200);
-        },
-        { timeout: 15_000, interval: 100 },
-      );
-    }
-    return { tenant: tenant.id, secret: key.secret };
-  };
-
-  /** Every record each API node metered is committed to PostgreSQL; resolves with how long that took. */
-  const untilSpoolsDrained = async (timeoutMs = 60_000) => {
-    const started = Date.now();
-    try {
-      await vi.waitFor(
-        async () => {
-          for (const node of fleet.byRole("api")) {
-            const bytes = metricValue(await metricsOf(node.url), "imgfleet_usage_spool_bytes");
-            expect(bytes, `${node.name} imgfleet_usage_spool_bytes`).toBe(0);
-          }
-        },
-        { timeout: timeoutMs, interval: 250 },
-      );
-    } catch (error) {
-      throw new Error(`${(error as Error).message}\nusage pipeline:\n${await usagePipeline()}`, {
-        cause: error,
-      });
-    }
-    return Date.now() - started;
+    const { tenant, secret } = await admin.newTenant(name);
+    await untilKeyWorksEverywhere(fleet, secret, small, ledger, RESIZE_TIMEOUT_MS);
+    return { tenant, secret };
   };
 
   /** The usage series of every API and control node, for a failure message. */
@@ -327,40 +141,18 @@ describe.skipIf(!hasBinaries)("a fleet under failures", () => {
     return lines.join("\n");
   };
 
-  /** Requests per outcome of one tenant, from yesterday to tomorrow (a run across midnight included). */
-  const usageByOutcome = async (tenant: string) => {
-    const day = 86_400_000;
-    const from = new Date(Date.now() - day).toISOString().slice(0, 10);
-    const to = new Date(Date.now() + day).toISOString().slice(0, 10);
-    const response = await admin(
-      "GET",
-      `/usage?tenant=${tenant}&granularity=day&by=outcome&from=${from}&to=${to}`,
-    );
-    const text = await response.text();
-    expect(response.status, text).toBe(200);
-    const report = JSON.parse(text) as { rows: { outcome: string; requests: number }[] };
-    const counts = { ok: 0, client_error: 0, server_error: 0 };
-    for (const row of report.rows) counts[row.outcome as keyof typeof counts] += row.requests;
-    return counts;
-  };
-
   const expectBilledAsSeen = async (tenant: string, ledger: Ledger, drainTimeoutMs = 60_000) => {
-    const drainMs = await untilSpoolsDrained(drainTimeoutMs);
-    const usage = await usageByOutcome(tenant);
+    // A timeout also says where in the pipeline the usage was stuck.
+    const drainMs = await untilSpoolsDrained(fleet, drainTimeoutMs).catch(async (error: Error) => {
+      throw new Error(`${error.message}\nusage pipeline:\n${await usagePipeline()}`, { cause: error });
+    });
+    const usage = await usageByOutcome(admin, tenant);
     console.info(
-      `  usage: client saw ${JSON.stringify(ledger.counts)}, rollups say ${JSON.stringify(usage)} ` +
+      `  usage: client saw ${JSON.stringify(ledger.counts)}, rollups say ${JSON.stringify(usage.counts)} ` +
         `(spools drained in ${drainMs} ms)`,
     );
-    expect(usage).toEqual(ledger.counts);
+    expect(usage.counts).toEqual(ledger.counts);
   };
-
-  /** On failure, the last lines of these processes' logs: the evidence. */
-  const logsOnFailure = (...names: string[]) =>
-    onTestFailed(async () => {
-      for (const name of names) {
-        console.error(`\n----- ${name} (last lines) -----\n${await fleet.process(name).logTail(40)}`);
-      }
-    });
 
   /** Monitoring endpoint (`/jsz`) of a running NATS server. */
   const jsz = async <T>(server: FleetProcess, query: string): Promise<T> => {
@@ -413,55 +205,33 @@ describe.skipIf(!hasBinaries)("a fleet under failures", () => {
     });
 
   beforeAll(async () => {
-    stateDir = mkdtempSync(join(tmpdir(), "imgfleet-failures-"));
-    const cleanup = async () => {
-      await stopDevFleet(stateDir);
-      rmSync(stateDir, { recursive: true, force: true });
-    };
-    const started = Date.now();
     // A job whose worker dies is redelivered within ~8 s; the request deadline leaves room for it.
     const jobs = {
       IMGFLEET_LIMITS__PROCESSING_TIMEOUT_MS: String(PROCESSING_TIMEOUT_MS),
       IMGFLEET_QUEUE__DEADLINE_MS: "30000",
     };
-    try {
-      fleet = await startDevFleet({
-        stateDir,
-        entry: ["--import", "tsx", join(ROOT, "src/cli/main.ts")],
-        cwd: ROOT,
-        readyTimeoutMs: 120_000,
-        roleEnv: {
-          api: {
-            ...jobs,
-            IMGFLEET_USAGE__FLUSH_INTERVAL_MS: "200",
-            IMGFLEET_USAGE__CONFIRM_INTERVAL_MS: "200",
-            // A batch lost in transit is shipped again after this (the database dedupes it).
-            IMGFLEET_USAGE__RESHIP_AFTER_MS: "5000",
-          },
-          worker: jobs,
+    const started = await startTestFleet("imgfleet-failures-", {
+      stopAfter: "manual",
+      roleEnv: {
+        api: {
+          ...jobs,
+          IMGFLEET_USAGE__FLUSH_INTERVAL_MS: "200",
+          IMGFLEET_USAGE__CONFIRM_INTERVAL_MS: "200",
+          // A batch lost in transit is shipped again after this (the database dedupes it).
+          IMGFLEET_USAGE__RESHIP_AFTER_MS: "5000",
         },
-      });
-    } catch (error) {
-      printStartWarnings(stateDir);
-      await cleanup();
-      throw error;
-    }
-    console.info(`fleet started in ${Date.now() - started} ms`);
-    if (!fleet.adminKey) {
-      await fleet.stop();
-      await cleanup();
-      throw new Error("the fleet did not report the bootstrap admin key");
-    }
-    adminKey = fleet.adminKey;
+        worker: jobs,
+      },
+    });
+    console.info(`fleet started in ${started.startMs} ms`);
+    fleet = started.fleet;
+    admin = adminClient(fleet.url, started.adminKey, 30_000);
     small = await solidImage(400, 300, "jpeg");
-    return async () => {
-      await fleet.stop();
-      await cleanup();
-    };
+    return started.stop;
   }, START_BUDGET_MS);
 
   it("a worker node SIGKILLed mid-job: its job is redelivered, every request answers 200, billed once", async () => {
-    logsOnFailure("worker-1", "worker-2", "api-1", "api-2");
+    logsOnFailure(fleet, "worker-1", "worker-2", "api-1", "api-2");
     const ledger = new Ledger();
     const { tenant, secret } = await newTenant("worker-kill", ledger);
     // ~0.7 s of blur per job on one core: long enough to catch one in flight.
@@ -529,7 +299,7 @@ describe.skipIf(!hasBinaries)("a fleet under failures", () => {
   }, 120_000);
 
   it("an API node SIGKILLed under load: at most its in-flight requests fail, api-2 carries on, api-1 comes back", async () => {
-    logsOnFailure("api-1", "api-2", "haproxy");
+    logsOnFailure(fleet, "api-1", "api-2", "haproxy");
     const ledger = new Ledger();
     const { secret } = await newTenant("api-kill", ledger);
     const api1 = fleet.process("api-1");
@@ -594,7 +364,7 @@ describe.skipIf(!hasBinaries)("a fleet under failures", () => {
   }, 90_000);
 
   it("PostgreSQL down: resizes keep working, admin writes answer 503, usage catches up exactly", async () => {
-    logsOnFailure("api-1", "api-2", "control-1", "postgres");
+    logsOnFailure(fleet, "api-1", "api-2", "control-1", "postgres");
     const ledger = new Ledger();
     const { tenant, secret } = await newTenant("db-down", ledger);
     const postgres = fleet.process("postgres");
@@ -628,7 +398,7 @@ describe.skipIf(!hasBinaries)("a fleet under failures", () => {
 
     // The management plane: a clear 503.
     const writeStarted = performance.now();
-    const write = await admin("POST", "/tenants", { name: `during-outage-${Date.now()}` });
+    const write = await admin.request("POST", "/tenants", { name: `during-outage-${Date.now()}` });
     const writeMs = Math.round(performance.now() - writeStarted);
     const problem = (await write.json()) as { type: string; detail: string; status: number };
     console.info(`postgres down: admin write answered ${write.status} in ${writeMs} ms: ${problem.detail}`);
@@ -649,7 +419,7 @@ describe.skipIf(!hasBinaries)("a fleet under failures", () => {
     expect(after.map(describeAnswer)).toEqual(Array(6).fill("200"));
     await vi.waitFor(
       async () => {
-        const again = await admin("POST", "/tenants", { name: `after-outage-${Date.now()}` });
+        const again = await admin.request("POST", "/tenants", { name: `after-outage-${Date.now()}` });
         expect(again.status, await again.text()).toBe(201);
       },
       { timeout: 30_000, interval: 500 },
@@ -665,7 +435,7 @@ describe.skipIf(!hasBinaries)("a fleet under failures", () => {
   }, 150_000);
 
   it("the NATS server leading the job stream SIGKILLed under load: errors last seconds, every 200 billed once", async () => {
-    logsOnFailure("api-1", "api-2", "worker-1", "worker-2", "control-1");
+    logsOnFailure(fleet, "api-1", "api-2", "worker-1", "worker-2", "control-1");
     const ledger = new Ledger();
     const { tenant, secret } = await newTenant("nats-kill", ledger);
     const leaderName = await streamLeader("IMGFLEET_JOBS");
