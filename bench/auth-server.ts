@@ -20,7 +20,7 @@ const KEY_VISIBLE_TIMEOUT_MS = 10_000;
 export const UNBOUNDED_TENANT = { ratePerSecond: 100_000, burst: 100_000, maxInFlight: 10_000 };
 
 /** Resolves with the admin key once the banner's export line goes by on stderr. */
-function adminKeyWatch() {
+export function adminKeyWatch() {
   let found: (key: string) => void = () => {};
   const key = new Promise<string>((resolve) => {
     found = resolve;
@@ -32,7 +32,7 @@ function adminKeyWatch() {
   return { key, onLine };
 }
 
-async function withTimeout<T>(promise: Promise<T>, ms: number, why: string): Promise<T> {
+export async function withTimeout<T>(promise: Promise<T>, ms: number, why: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(why)), ms);
@@ -41,7 +41,13 @@ async function withTimeout<T>(promise: Promise<T>, ms: number, why: string): Pro
 }
 
 /** A POST to the admin API; the answer's `field` (a string) or an error with the problem's text. */
-async function adminPost(server: RunningServer, adminKey: string, path: string, body: object, field: string) {
+export async function adminPost(
+  server: Pick<RunningServer, "url">,
+  adminKey: string,
+  path: string,
+  body: object,
+  field: string,
+) {
   const res = await fetch(`${server.url}/admin/v1${path}`, {
     method: "POST",
     headers: { authorization: `Bearer ${adminKey}`, "content-type": "application/json" },

@@ -3,12 +3,14 @@
  * server (the feature off) and a variant (it on), alternating (baseline,
  * variant, baseline, variant, ...) so that drift of the machine (thermal,
  * other tenants' load) falls on both alike. Only one server is under load at
- * a time; each measurement ends with its server quiet (see measure).
+ * a time (and, for a feature that works while idle, only one runs: the
+ * other is stopped); each measurement ends with its server quiet (see measure).
  */
 import type { BenchConfig, ComparisonPhase } from "./config.js";
 import { noisePct } from "./cpu.js";
 import { describe, measure } from "./measure.js";
 import { quietest } from "./quiet.js";
+import { descendants } from "./rss.js";
 import { type RunningServer, type ServerInfo, serverInfo } from "./servers.js";
 import { median } from "./stats.js";
 import type { Comparison, Measurement, MedianCpu, MedianLatency, Round, Workload } from "./types.js";
@@ -32,19 +34,53 @@ export interface Feature<X> {
   extra(rounds: Round[]): X;
   /** A fault of the feature in these rounds (e.g. records dropped): the comparison never passes. */
   fault?(rounds: Round[]): string | null;
+  /**
+   * Keep the server not being measured stopped (SIGSTOP, its whole tree)
+   * meanwhile: for a feature that works while idle (the sampler scrapes and
+   * writes every second), whose cost would otherwise fall on the other
+   * side's measurement.
+   */
+  pauseIdle?: boolean;
 }
 
 const say = (text: string) => process.stdout.write(`${text}\n`);
+
+/** Runs `step` with `idle`'s process tree stopped (SIGSTOP), continued afterwards; with no `idle`, just runs it. */
+async function whilePaused<T>(idle: RunningServer | null, step: () => Promise<T>): Promise<T> {
+  if (!idle) return step();
+  const tree = [idle.pid, ...descendants(idle.pid)];
+  const signal = (name: NodeJS.Signals, pids: number[]) => {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, name);
+      } catch {
+        // gone: a recycled worker
+      }
+    }
+  };
+  signal("SIGSTOP", tree);
+  try {
+    return await step();
+  } finally {
+    signal("SIGCONT", [...tree].reverse());
+  }
+}
 
 async function measureRound(
   config: BenchConfig,
   servers: ComparisonServers,
   workload: Workload,
   concurrency: number,
+  pauseIdle: boolean,
 ) {
-  const baseline = await measure(config, servers.baseline, workload, concurrency);
+  const paused = (s: RunningServer) => (pauseIdle ? s : null);
+  const baseline = await whilePaused(paused(servers.variant), () =>
+    measure(config, servers.baseline, workload, concurrency),
+  );
   say(`  ${describe(baseline)}`);
-  const variant = await measure(config, servers.variant, workload, concurrency);
+  const variant = await whilePaused(paused(servers.baseline), () =>
+    measure(config, servers.variant, workload, concurrency),
+  );
   say(`  ${describe(variant)}`);
   return { baseline, variant, ratio: variant.load.okRps / baseline.load.okRps };
 }
@@ -117,7 +153,7 @@ export async function runComparison<X>(
     const rounds: Round[] = [];
     for (let i = 1; i <= feature.rounds; i++) {
       say(`\n${feature.phase} ${workload.id} c${concurrency} round ${i}/${feature.rounds}`);
-      const measureOnce = () => measureRound(config, servers, workload, concurrency);
+      const measureOnce = () => measureRound(config, servers, workload, concurrency, !!feature.pauseIdle);
       const { best, attempts, noisy } = await quietest(config, measureOnce, otherCpu);
       say(`  ${labels.variant}/${labels.baseline} ${best.ratio.toFixed(3)}`);
       rounds.push({ ...best, attempts, noisy });

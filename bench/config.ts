@@ -34,20 +34,33 @@ const DEFAULT_CONCURRENCY = [1, 4, 16];
  * `ceiling`: imgfleet (auth.mode=none) against the ceiling, the process
  * boundary and sharp alone. `auth`: imgfleet with API keys against imgfleet
  * without. `metering`: imgfleet metering usage against imgfleet not metering.
+ * `sampling`: imgfleet sampling its metric history every second against
+ * imgfleet not sampling. `fleet`: the local fleet through HAProxy against the
+ * ceiling, and the JetStream job queue's own latency.
  */
-export const PHASES = ["ceiling", "auth", "metering"] as const;
+export const PHASES = ["ceiling", "auth", "metering", "sampling", "fleet"] as const;
 export type Phase = (typeof PHASES)[number];
+/**
+ * What runs without BENCH_PHASES. Not `sampling` (it would add about a third
+ * to the run's length, and only ops code changes its answer) nor `fleet`
+ * (`--fleet`: it needs nats-server, PostgreSQL and HAProxy installed).
+ */
+export const DEFAULT_PHASES: readonly Phase[] = ["ceiling", "auth", "metering"];
 /** Phases that compare a variant of imgfleet (a feature on) with a baseline (it off). */
-export type ComparisonPhase = Exclude<Phase, "ceiling">;
+export type ComparisonPhase = Exclude<Phase, "ceiling" | "fleet">;
 
 /**
  * The workload of each comparison: W3, the smallest output, so that
- * per-request overhead (key check, meter record) weighs most.
+ * per-request overhead (key check, meter record, sampler) weighs most.
  */
 export const COMPARISON_WORKLOADS: Readonly<Record<ComparisonPhase, Workload>> = {
   auth: WORKLOADS[2] as Workload,
   metering: WORKLOADS[2] as Workload,
+  sampling: WORKLOADS[2] as Workload,
 };
+
+/** The fleet phase's workloads: W1 (the big output) and W3 (the small one, per-request overhead). */
+const FLEET_WORKLOAD_IDS = ["W1", "W3"];
 
 export interface BenchConfig {
   corpusDir: string;
@@ -69,11 +82,23 @@ export interface BenchConfig {
   authRounds: number;
   /** Alternations (unmetered, then metered) per concurrency in the metering phase. */
   meteringRounds: number;
+  /** Alternations (unsampled, then sampled) per concurrency in the sampling phase. */
+  samplingRounds: number;
+  /** W1 and W3, or those of them BENCH_WORKLOADS names. */
+  fleetWorkloads: Workload[];
+  /** The queue-latency measurement of the fleet phase: messages per second, and seconds at that rate. */
+  queueRate: number;
+  queueSeconds: number;
 }
 
 /** Alternations (baseline, then variant) per concurrency of a comparison phase. */
 export function roundsOf(config: BenchConfig, phase: ComparisonPhase): number {
-  return phase === "auth" ? config.authRounds : config.meteringRounds;
+  const rounds = {
+    auth: config.authRounds,
+    metering: config.meteringRounds,
+    sampling: config.samplingRounds,
+  };
+  return rounds[phase];
 }
 
 function number(name: string, fallback: number, min: number): number {
@@ -114,9 +139,11 @@ function concurrencies(): number[] {
   });
 }
 
-function phases(): Phase[] {
-  const wanted = list("BENCH_PHASES")?.map((s) => s.toLowerCase());
-  if (!wanted) return [...PHASES];
+/** BENCH_PHASES (default DEFAULT_PHASES), plus `fleet` with --fleet. */
+function phases(argv: string[]): Phase[] {
+  const named = list("BENCH_PHASES")?.map((s) => s.toLowerCase());
+  const fleet = argv.includes("--fleet") ? ["fleet"] : [];
+  const wanted = named ? [...named, ...fleet] : [...DEFAULT_PHASES, ...fleet];
   const known = (p: string): p is Phase => (PHASES as readonly string[]).includes(p);
   const unknown = wanted.filter((p) => !known(p));
   if (unknown.length > 0 || wanted.length === 0)
@@ -133,25 +160,41 @@ function neededWorkloads(config: BenchConfig): Set<Workload> {
     for (const w of [WORKLOADS[0] as Workload, ...config.workloads]) needed.add(w);
   for (const [phase, workload] of Object.entries(COMPARISON_WORKLOADS))
     if ((config.phases as string[]).includes(phase)) needed.add(workload);
+  if (config.phases.includes("fleet")) for (const w of config.fleetWorkloads) needed.add(w);
   return needed;
+}
+
+function fleetWorkloads(chosen: Workload[], phases: Phase[]): Workload[] {
+  const fleet = chosen.filter((w) => FLEET_WORKLOAD_IDS.includes(w.id));
+  if (phases.includes("fleet") && fleet.length === 0)
+    throw new Error(
+      `BENCH_WORKLOADS: the fleet phase measures ${FLEET_WORKLOAD_IDS.join(" and ")}; name one`,
+    );
+  return fleet;
 }
 
 export function loadConfig(argv: string[]): BenchConfig {
   const corpusDir = resolve(PROJECT_ROOT, process.env.CORPUS_DIR || "../shared/corpus");
+  const chosen = workloads();
+  const selected = phases(argv);
   const config: BenchConfig = {
     corpusDir,
     seconds: seconds("BENCH_SECONDS", 10),
     warmupSeconds: seconds("BENCH_WARMUP_SECONDS", 2),
-    workloads: workloads(),
+    workloads: chosen,
     concurrencies: concurrencies(),
     strict: argv.includes("--strict"),
     boundaryRequests: 50,
     sharpSeconds: 4,
     maxOtherCpuPct: number("BENCH_MAX_OTHER_CPU", 10, 0),
     retries: Math.floor(number("BENCH_RETRIES", 2, 0)),
-    phases: phases(),
+    phases: selected,
     authRounds: Math.floor(number("BENCH_AUTH_ROUNDS", 3, 1)),
     meteringRounds: Math.floor(number("BENCH_METERING_ROUNDS", 3, 1)),
+    samplingRounds: Math.floor(number("BENCH_SAMPLING_ROUNDS", 3, 1)),
+    fleetWorkloads: fleetWorkloads(chosen, selected),
+    queueRate: number("BENCH_QUEUE_RATE", 500, 1),
+    queueSeconds: seconds("BENCH_QUEUE_SECONDS", 10),
   };
   for (const w of neededWorkloads(config)) {
     const path = corpusFile(config, w);

@@ -11,8 +11,8 @@ const made = new Set<string>();
  * bootstrap admin key. Sharing ./data would lock out a second server and let
  * one run's tenants leak into the next.
  */
-export function freshDataDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "imgfleet-bench-"));
+export function freshDataDir(prefix = "imgfleet-bench-"): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
   made.add(dir);
   return dir;
 }

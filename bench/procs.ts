@@ -55,12 +55,37 @@ export async function stopChild(child: ChildProcess, graceMs = 5000): Promise<vo
   for (const orphan of family.filter(alive)) process.kill(orphan, "SIGKILL");
 }
 
+/**
+ * Processes the harness started that are not its tracked children: the local
+ * fleet, whose processes are detached (their own process groups, so a
+ * Ctrl-C in the terminal does not reach them) and stopped through its handle.
+ */
+export interface Stoppable {
+  /** A clean stop, waited for. */
+  stop(): Promise<void>;
+  /** At exit, when nothing can be waited for: SIGKILL. */
+  killNow(): void;
+}
+
+const stoppables = new Set<Stoppable>();
+
+/** Stopped by stopAll, on SIGINT/SIGTERM and at exit until the returned function is called. */
+export function trackStoppable(stoppable: Stoppable): () => void {
+  stoppables.add(stoppable);
+  return () => stoppables.delete(stoppable);
+}
+
 export async function stopAll(): Promise<void> {
-  await Promise.all([...live].map((child) => stopChild(child)));
+  const others = [...stoppables].map(async (s) => {
+    await s.stop();
+    stoppables.delete(s);
+  });
+  await Promise.all([...others, ...[...live].map((child) => stopChild(child))]);
 }
 
 /** Last resort when the harness itself is exiting: no waiting possible, so SIGKILL. */
 function killAllNow(): void {
+  for (const stoppable of stoppables) stoppable.killNow();
   for (const child of live) {
     const family = child.pid === undefined ? [] : descendants(child.pid);
     child.kill("SIGKILL");
@@ -78,8 +103,16 @@ export function installCleanup(): void {
     killAllNow();
     removeAllDataDirs();
   });
+  // Kept installed (not `once`): a Ctrl-C reaches this process both from the
+  // terminal and relayed by tsx's parent process, and a signal with no
+  // listener left would end it before the fleet's detached processes are
+  // stopped. Later signals wait for the first stop.
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    process.once(signal, () => {
+    process.on(signal, () => {
+      if (interrupted) {
+        process.stderr.write(`bench: ${signal} again; still stopping child processes\n`);
+        return;
+      }
       interrupted = true;
       process.stderr.write(`\nbench: ${signal}, stopping child processes\n`);
       void stopAll().finally(() => process.exit(130));

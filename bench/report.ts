@@ -1,16 +1,30 @@
+import { cpus } from "node:os";
 import type { AuthResult } from "./auth-phase.js";
 import type { ComparisonResult } from "./comparison.js";
+import type { FleetResult } from "./fleet-phase.js";
 import type { MeteringResult } from "./metering-phase.js";
+import type { LatencyStats } from "./queue-latency.js";
+import type { SamplingResult } from "./sampling-phase.js";
 import { render } from "./table.js";
-import { COMPARISON_RATIO_MIN, p99Ratio, throughputRatio } from "./targets.js";
+import {
+  COMPARISON_RATIO_MIN,
+  FLEET_RATIO_MIN,
+  p99Ratio,
+  QUEUE_P50_MAX_MS,
+  QUEUE_P99_MAX_MS,
+  throughputRatio,
+} from "./targets.js";
 import type {
   AuthExtra,
   BoundaryCost,
   Comparison,
+  CpuShare,
+  Measurement,
   MedianLatency,
   MeteringExtra,
   Pair,
   Percentiles,
+  SamplingExtra,
   SharpRate,
   TargetCheck,
 } from "./types.js";
@@ -241,6 +255,242 @@ export function meteringReport(result: MeteringResult): string {
     "metering: CPU per successful response, medians over rounds (API = imgfleet's main process)",
     comparisonCpuTable(result),
     ...health,
+  ].join("\n");
+}
+
+const SAMPLING_COLUMNS: ExtraColumn<SamplingExtra>[] = [
+  {
+    header: "samples in runs",
+    cell: (c) =>
+      c.extra.samplesDuringRuns === null
+        ? "?"
+        : `${c.extra.samplesDuringRuns} in ${Math.round(c.extra.runSeconds)} s`,
+  },
+  {
+    header: "every",
+    cell: (c) =>
+      c.extra.sampleGapMeanMs === null ? "?" : `${(c.extra.sampleGapMeanMs / 1000).toFixed(2)} s`,
+  },
+  {
+    header: "sampled req/s",
+    cell: (c) => (c.extra.sampledRateMean === null ? "?" : c.extra.sampledRateMean.toFixed(1)),
+  },
+  { header: "unsampled samples", cell: (c) => count(c.extra.baselineSamples) },
+];
+
+/** imgfleet sampling its metric history every second against not sampling. */
+export function samplingReport(result: SamplingResult): string {
+  const { sampled, unsampled, phaseSeconds } = result.samplesOverPhase;
+  return [
+    `sampling: throughput with the metric sampler every ${result.sampleIntervalMs / 1000} s / sampling off (target >= ${COMPARISON_RATIO_MIN.sampling.toFixed(2)});`,
+    `the interval is ${result.shippedSampleIntervalMs / result.sampleIntervalMs}x the shipped rate (${result.shippedSampleIntervalMs / 1000} s), so this bounds sampling's cost from above;`,
+    "samples are points of the request_rate history the sampled server wrote during its kept runs (GET /admin/v1/metrics/request_rate),",
+    "their mean spacing, and their mean value (the traffic the sampler saw); the idle server is stopped while the other is",
+    "measured; p50/p99 are medians over rounds",
+    comparisonTable(result, SAMPLING_COLUMNS),
+    "sampling: CPU per successful response, medians over rounds (API = imgfleet's main process)",
+    comparisonCpuTable(result),
+    `request_rate points over the whole phase (${phaseSeconds} s): imgfleet-sampled ${count(sampled)}, imgfleet-unsampled ${count(unsampled)}`,
+    `both idle for ${result.idle.seconds} s side by side: imgfleet-unsampled ${result.idle.unsampledPct}% of the machine, imgfleet-sampled ${result.idle.sampledPct}%:`,
+    `the sampler takes about ${result.idle.cpuMsPerSample} ms of CPU per round, ${((result.idle.cpuMsPerSample / result.sampleIntervalMs) * 100).toFixed(1)}% of one core at ${result.sampleIntervalMs / 1000} s, ${((result.idle.cpuMsPerSample / result.shippedSampleIntervalMs) * 100).toFixed(2)}% at the shipped ${result.shippedSampleIntervalMs / 1000} s`,
+  ].join("\n");
+}
+
+const FLEET_COLUMNS = [
+  "workload",
+  "conc",
+  "ceil ops/s",
+  "fleet ops/s",
+  "ratio",
+  "ceil p50",
+  "ceil p99",
+  "fleet p50",
+  "fleet p99",
+  "fleet RSS MB",
+  "ceil RSS MB",
+  "note",
+];
+
+function fleetRow(p: Pair): string[] {
+  const { ceiling: c, imgfleet: f } = p;
+  const note = [
+    ...[c, f].filter((m) => m.load.flagged).map((m) => `FLAGGED ${m.server}: ${m.load.flagged}`),
+    ...(p.noisy ? [`NOISY: ${p.noisy}`] : []),
+  ].join("; ");
+  return [
+    p.workload,
+    String(p.concurrency),
+    c.load.okRps.toFixed(1),
+    f.load.okRps.toFixed(1),
+    throughputRatio(p).toFixed(3),
+    `${c.load.latencyMs.p50} ms`,
+    `${c.load.latencyMs.p99} ms`,
+    `${f.load.latencyMs.p50} ms`,
+    `${f.load.latencyMs.p99} ms`,
+    f.rss.peakMb.toFixed(1),
+    c.rss.peakMb.toFixed(1),
+    note,
+  ];
+}
+
+/** nats-2 → nats, api-1 → api: the fleet's processes by role. */
+const roleOf = (label: string) => label.replace(/-\d+$/, "");
+const FLEET_ROLES = ["api", "worker", "control", "nats", "postgres", "haproxy"];
+
+function byRole(values: Record<string, number> | undefined): Record<string, number> {
+  const sums: Record<string, number> = {};
+  for (const [label, v] of Object.entries(values ?? {})) sums[roleOf(label)] = (sums[roleOf(label)] ?? 0) + v;
+  return sums;
+}
+
+/** CPU ms per successful response of a share of all cores. */
+const msPerOk = (pct: number, m: Measurement) =>
+  m.load.okRps > 0 ? ((pct / 100) * cpus().length * 1000) / m.load.okRps : Number.NaN;
+
+/** CPU columns: each role's trees, the worker nodes split into the node process and its worker processes. */
+const CPU_ROLES = ["api", "worker node", "worker procs", "control", "nats", "postgres", "haproxy"];
+
+function cpuByRole(cpu: CpuShare): Record<string, number> {
+  const trees = byRole(cpu.perRootPct);
+  const own = byRole(cpu.perRootOwnPct);
+  return {
+    ...trees,
+    "worker node": own.worker ?? 0,
+    "worker procs": (trees.worker ?? 0) - (own.worker ?? 0),
+  };
+}
+
+function fleetCpuRow(p: Pair): string[] {
+  const { ceiling: c, imgfleet: f } = p;
+  const roles = cpuByRole(f.cpu);
+  const t = f.serverTimings;
+  const busy = t ? (t.processSumMs / (f.load.durationS * 1000)).toFixed(2) : "?";
+  return [
+    p.workload,
+    String(p.concurrency),
+    c.cpuMsPerOk.server.toFixed(1),
+    f.cpuMsPerOk.server.toFixed(1),
+    ...CPU_ROLES.map((role) => cpuMs(msPerOk(roles[role] ?? 0, f))),
+    `${f.cpu.busyPct}%`,
+    busy,
+    t ? `${t.queue.p50} ms` : "?",
+    t ? `${t.process.p50} ms` : "?",
+    t ? `${t.other.p50} ms` : "?",
+  ];
+}
+
+function fleetRssRow(p: Pair): string[] {
+  const roles = byRole(p.imgfleet.rss.perRootMb);
+  return [
+    p.workload,
+    String(p.concurrency),
+    p.imgfleet.rss.peakMb.toFixed(1),
+    String(p.imgfleet.rss.processesAtPeak),
+    ...FLEET_ROLES.map((role) => (roles[role] ?? 0).toFixed(1)),
+    p.imgfleet.rss.pssAtEndMb?.toFixed(1) ?? "?",
+  ];
+}
+
+const lat = (s: LatencyStats) => [s.p50, s.p90, s.p99, s.max].map((v) => `${v} ms`);
+
+/** The fleet against the ceiling, where its CPU and memory go, and the job queue's own latency. */
+export function fleetReport(result: FleetResult): string {
+  const { fleet, pairs, queueLatency: q } = result;
+  const idle = fleet.idle.cpu;
+  const idleRoles = byRole(idle.perRootPct);
+  const layout = `${fleet.layout.apiNodes} API, ${fleet.layout.workerNodes} worker (${fleet.layout.workersPerNode} worker process each), ${fleet.layout.controlNodes} control node(s), 3 NATS, PostgreSQL, HAProxy`;
+  const queueRows = q.queue.map((r) => [
+    `queue R${r.replicas}`,
+    `${r.leader ?? "?"}/${r.connectedTo ?? "?"}`,
+    `${r.achievedRate}/s`,
+    `${r.delivered}/${r.sent}`,
+    ...lat(r.deliveryMs),
+    `${r.enqueueAckMs.p50} ms`,
+    `${r.enqueueAckMs.p99} ms`,
+    `${r.deliveryAfterAckMs.p50} ms`,
+    `${r.cpu.serverPct}%`,
+    `${(byRole(r.cpu.perRootPct).nats ?? 0).toFixed(1)}%`,
+    `${r.client.cpuPct}%`,
+    `${r.client.loopDelayMs.p99} ms`,
+    `${r.sendLagMs.p99} ms`,
+    [
+      ...(r.failedEnqueues ? [`${r.failedEnqueues} enqueues failed`] : []),
+      ...(r.redeliveries ? [`${r.redeliveries} redeliveries`] : []),
+      ...(r.noisy ? [`NOISY: ${r.noisy}`] : []),
+    ].join("; "),
+  ]);
+  const publishRows = q.publish.map((r) => [
+    `js.publish R${r.replicas}`,
+    `${r.leader ?? "?"}/${r.connectedTo ?? "?"}`,
+    `${r.targetRate}/s`,
+    `${r.sent - r.failed}/${r.sent}`,
+    "",
+    "",
+    "",
+    "",
+    `${r.ackMs.p50} ms`,
+    `${r.ackMs.p99} ms`,
+    "",
+    `${r.cpu.serverPct}%`,
+    `${(byRole(r.cpu.perRootPct).nats ?? 0).toFixed(1)}%`,
+    `${r.client.cpuPct}%`,
+    `${r.client.loopDelayMs.p99} ms`,
+    "",
+    [...(r.failed ? [`${r.failed} failed`] : []), ...(r.noisy ? [`NOISY: ${r.noisy}`] : [])].join("; "),
+  ]);
+  return [
+    `fleet: ${layout}; ${[...new Set(pairs.map((p) => p.workload))].join(" and ")} through HAProxy with an API key,`,
+    `against the ceiling (target fleet/ceiling >= ${FLEET_RATIO_MIN.toFixed(2)}); p50/p99 are autocannon's.`,
+    `The idle fleet takes ${idle.serverPct}% of the machine (${FLEET_ROLES.map((r) => `${r} ${(idleRoles[r] ?? 0).toFixed(1)}%`).join(", ")}): the ceiling runs beside it.`,
+    "Fleet RSS is the peak of the sum over every fleet process (nodes with their workers, NATS, PostgreSQL with its backends, HAProxy).",
+    render(FLEET_COLUMNS, pairs.map(fleetRow)),
+    "fleet: CPU ms per successful response (all cores), by role (each node with its workers); busy = the whole machine;",
+    "workers busy, queue, process and other (HTTP, data path, IPC) p50 from the API nodes' request logs",
+    render(
+      [
+        "workload",
+        "conc",
+        "ceil ms/req",
+        "fleet ms/req",
+        ...CPU_ROLES,
+        "machine busy",
+        "workers busy",
+        "queue p50",
+        "process p50",
+        "other p50",
+      ],
+      pairs.map(fleetCpuRow),
+    ),
+    "fleet: RSS MB at the peak sample, by role; PSS (shared pages split between the processes using them) of all as the run ended",
+    render(["workload", "conc", "fleet MB", "processes", ...FLEET_ROLES, "PSS MB"], pairs.map(fleetRssRow)),
+    `queue: JetStreamJobQueue on the fleet's NATS ${q.natsVersion ?? "?"}, ${q.rate} messages/s for ${q.seconds} s (after ${q.warmupSeconds} s not counted),`,
+    `the fleet idle; delivery = enqueue() called to pull() returning it, one clock (targets, R3: p50 < ${QUEUE_P50_MAX_MS} ms, p99 < ${QUEUE_P99_MAX_MS} ms);`,
+    "ack = enqueue() to the stream's ack; dlv-ack = delivery minus that ack, per message; client = this harness (publisher and",
+    "pull loops, one Node process): its CPU, event-loop delay and how late its timer sent; R1 (1 replica) shows what Raft",
+    "replication costs; js.publish is a plain publish's ack round trip at the same rate, no consumer",
+    render(
+      [
+        "what",
+        "leader/conn",
+        "rate",
+        "delivered",
+        "p50",
+        "p90",
+        "p99",
+        "max",
+        "ack p50",
+        "ack p99",
+        "dlv-ack p50",
+        "fleet cpu",
+        "nats cpu",
+        "client cpu",
+        "client loop p99",
+        "send lag p99",
+        "note",
+      ],
+      [...queueRows, ...publishRows],
+    ),
+    ...(q.warnings.length > 0 ? [`queue warnings: ${q.warnings.slice(0, 5).join(" | ")}`] : []),
   ].join("\n");
 }
 

@@ -4,6 +4,7 @@ import { cpus, loadavg, totalmem } from "node:os";
 import { resolve } from "node:path";
 import sharp from "sharp";
 import { type BenchConfig, PROJECT_ROOT, RESULTS_DIR } from "./config.js";
+import { FLEET_OVERRIDES } from "./fleet.js";
 import { IMGFLEET_OVERRIDES } from "./servers.js";
 
 function packageVersion(name: string): string {
@@ -61,12 +62,18 @@ export function settings(config: BenchConfig) {
     phases: config.phases,
     authRounds: config.authRounds,
     meteringRounds: config.meteringRounds,
+    samplingRounds: config.samplingRounds,
+    fleetWorkloads: config.fleetWorkloads.map((w) => w.id),
+    queueRate: config.queueRate,
+    queueSeconds: config.queueSeconds,
     imgfleetEnv: imgfleetEnv(),
     /**
      * Set by the harness per server, over imgfleetEnv; each also gets its own empty temporary --data-dir.
      * Every server's effective configuration (`imgfleet config print`) is kept with it (`config`).
      */
     imgfleetOverrides: IMGFLEET_OVERRIDES,
+    /** On every node of the fleet phase's fleet (the fleet's own IMGFLEET_* aside; see fleet.nodeEnv). */
+    fleetOverrides: FLEET_OVERRIDES,
   };
 }
 

@@ -2,7 +2,9 @@
  * `npm run bench`: imgfleet against the ceiling (a bare node:http + sharp
  * server) on three workloads at fixed concurrencies, plus what the process
  * boundary costs and what sharp alone does; then what features cost, each
- * imgfleet with the feature against without: API keys, usage metering.
+ * imgfleet with the feature against without: API keys, usage metering,
+ * metric sampling; and (--fleet) the local fleet through HAProxy against the
+ * ceiling, with the job queue's own latency.
  * See bench/README.md.
  */
 import { loadavg } from "node:os";
@@ -10,6 +12,7 @@ import { authPhase } from "./auth-phase.js";
 import { boundaryCost } from "./boundary.js";
 import { type BenchConfig, COMPARISON_WORKLOADS, corpusFile, loadConfig, WORKLOADS } from "./config.js";
 import { noisePct, watchCpu } from "./cpu.js";
+import { fleetPhase } from "./fleet-phase.js";
 import { checkWorkload } from "./http.js";
 import { sharpRate } from "./inprocess.js";
 import { runMatrix, type Servers } from "./matrix.js";
@@ -19,12 +22,15 @@ import {
   authReport,
   boundaryReport,
   cpuTable,
+  fleetReport,
   meteringReport,
+  samplingReport,
   sharpRateReport,
   table,
   targetsReport,
 } from "./report.js";
 import { machineInfo, settings, sourceInfo, writeResults } from "./results.js";
+import { samplingPhase } from "./sampling-phase.js";
 import { serverInfo, startCeiling, startImgfleet } from "./servers.js";
 import { checkTargets } from "./targets.js";
 import type { Workload } from "./types.js";
@@ -93,7 +99,8 @@ async function ceilingPhase(config: BenchConfig, servers: Servers) {
  * Everything measured, servers stopped at the end: the ceiling phase, the
  * auth phase (its baseline is the matrix's imgfleet), then, with those
  * stopped so that no idle server's background work (metering's timers) falls
- * on it, the metering phase on two imgfleets of its own.
+ * on it, the metering phase on two imgfleets of its own, then the sampling
+ * phase likewise; last the fleet phase, with nothing else running.
  */
 async function measureAll(config: BenchConfig) {
   const { ceiling, imgfleet } = await startServers(config);
@@ -104,16 +111,25 @@ async function measureAll(config: BenchConfig) {
   await stopAll();
   const metering = config.phases.includes("metering") ? await meteringPhase(config) : undefined;
   await stopAll();
+  const sampling = config.phases.includes("sampling") ? await samplingPhase(config) : undefined;
+  await stopAll();
   const file = corpusFile(config, W1);
   const rate = ceiling
     ? await watched(config, "the sharp-only rate", () => sharpRate(file, W1.query, 4, config.sharpSeconds))
     : null;
-  return { imgfleet: imgfleetInfo, ...compared, sharpInProcess: rate, comparisons: { auth, metering } };
+  const fleet = config.phases.includes("fleet") ? await fleetPhase(config) : undefined;
+  return {
+    imgfleet: imgfleetInfo,
+    ...compared,
+    sharpInProcess: rate,
+    comparisons: { auth, metering, sampling },
+    fleet,
+  };
 }
 
 /** The tables and reports of the phases that ran. */
 function report(measured: Awaited<ReturnType<typeof measureAll>>): string {
-  const { pairs, boundary, sharpInProcess, comparisons } = measured;
+  const { pairs, boundary, sharpInProcess, comparisons, fleet } = measured;
   const parts: string[] = [];
   if (pairs.length > 0)
     parts.push(table(pairs), `CPU per successful response (all cores):\n${cpuTable(pairs)}`);
@@ -121,6 +137,8 @@ function report(measured: Awaited<ReturnType<typeof measureAll>>): string {
   if (sharpInProcess) parts.push(sharpRateReport(sharpInProcess.value));
   if (comparisons.auth) parts.push(authReport(comparisons.auth));
   if (comparisons.metering) parts.push(meteringReport(comparisons.metering));
+  if (comparisons.sampling) parts.push(samplingReport(comparisons.sampling));
+  if (fleet) parts.push(fleetReport(fleet));
   return parts.join("\n\n");
 }
 
@@ -135,7 +153,7 @@ async function main(): Promise<number> {
   const load = loadavg()[0] ?? 0;
   if (load > 0.5) say(`  WARNING: load average ${load.toFixed(2)} at start; numbers may be noisy`);
   const measured = await measureAll(config);
-  const targets = checkTargets(measured.pairs, measured.comparisons);
+  const targets = checkTargets(measured.pairs, measured.comparisons, measured.fleet);
   say(`\n${report(measured)}\n\n${targetsReport(targets)}`);
   const finishedAt = new Date().toISOString();
   const path = writeResults(

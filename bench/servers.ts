@@ -4,15 +4,22 @@ import { promisify } from "node:util";
 import { BENCH_DIR, PROJECT_ROOT } from "./config.js";
 import { freshDataDir, removeDataDir } from "./data-dirs.js";
 import { drainLines, spawnTs, stopChild, track } from "./procs.js";
-import type { ImgfleetName, ServerName } from "./types.js";
+import type { ImgfleetName, ProcessSet, ServerName, UsageAfterRun } from "./types.js";
 
 const START_TIMEOUT_MS = 30_000;
 
 export interface RunningServer {
   name: ServerName;
   url: string;
+  /** The server's process: its tree is what a measurement counts, unless `processes` says otherwise. */
   pid: number;
-  child: ChildProcess;
+  child?: ChildProcess;
+  /** Several process trees counted as this server (the fleet); default: the tree of `pid`. */
+  processes?: ProcessSet;
+  /** Clock ticks per 250 ms below which the server counts as quiet (default 3; the idle fleet takes more). */
+  quietTicks?: number;
+  /** How its usage pipeline is read and drained after a run (the fleet: every node); default: its own /metrics. */
+  usageAfterRun?: () => Promise<UsageAfterRun | undefined>;
   /** Log lines seen before listening (imgfleet: worker count, jemalloc). */
   startupLines: string[];
   /** Sent with every request to this server (the authenticated imgfleet: its API key). */
@@ -99,31 +106,63 @@ async function started(
 export interface ImgfleetOverrides {
   "auth.mode": "none" | "keys";
   "usage.enabled": boolean;
+  "ops.sampling": boolean;
+  "ops.sampleIntervalMs": number;
 }
+
+/** ops.sampleIntervalMs as shipped: the metric history's sampler scrapes every node this often. */
+export const DEFAULT_SAMPLE_INTERVAL_MS = 15_000;
+/** The sampling phase's variant: 15 times the default rate, an upper bound on what sampling costs. */
+export const BENCH_SAMPLE_INTERVAL_MS = 1_000;
+
+/** Sampling as shipped (on, every 15 s): every server but the sampling phase's two. */
+const SHIPPED_SAMPLING = {
+  "ops.sampling": true,
+  "ops.sampleIntervalMs": DEFAULT_SAMPLE_INTERVAL_MS,
+} as const;
 
 /**
  * Every imgfleet the harness starts, and what it sets on it. Set explicitly,
- * defaults included, so that the shell's IMGFLEET_AUTH__MODE or
- * IMGFLEET_USAGE__ENABLED cannot change what a phase measures. Metering is on
- * (its default) everywhere but on the metering phase's baseline.
+ * defaults included, so that the shell's IMGFLEET_AUTH__MODE,
+ * IMGFLEET_USAGE__ENABLED or IMGFLEET_OPS__* cannot change what a phase
+ * measures. Metering is on (its default) everywhere but on the metering
+ * phase's baseline; sampling is as shipped everywhere but in the sampling phase.
  */
 export const IMGFLEET_OVERRIDES: Readonly<Record<ImgfleetName, ImgfleetOverrides>> = {
   /** The matrix (against the ceiling) and the auth phase's baseline. */
-  imgfleet: { "auth.mode": "none", "usage.enabled": true },
+  imgfleet: { "auth.mode": "none", "usage.enabled": true, ...SHIPPED_SAMPLING },
   /** The auth phase's variant. */
-  "imgfleet-auth": { "auth.mode": "keys", "usage.enabled": true },
+  "imgfleet-auth": { "auth.mode": "keys", "usage.enabled": true, ...SHIPPED_SAMPLING },
   /** The metering phase's baseline, */
-  "imgfleet-unmetered": { "auth.mode": "none", "usage.enabled": false },
+  "imgfleet-unmetered": { "auth.mode": "none", "usage.enabled": false, ...SHIPPED_SAMPLING },
   /** and its variant: requests metered to the tenant `anonymous`. */
-  "imgfleet-metered": { "auth.mode": "none", "usage.enabled": true },
+  "imgfleet-metered": { "auth.mode": "none", "usage.enabled": true, ...SHIPPED_SAMPLING },
+  /** The sampling phase's baseline: no metric history at all, */
+  "imgfleet-unsampled": {
+    "auth.mode": "none",
+    "usage.enabled": true,
+    "ops.sampling": false,
+    "ops.sampleIntervalMs": DEFAULT_SAMPLE_INTERVAL_MS,
+  },
+  /** and its variant: sampling 15 times as often as shipped. */
+  "imgfleet-sampled": {
+    "auth.mode": "none",
+    "usage.enabled": true,
+    "ops.sampling": true,
+    "ops.sampleIntervalMs": BENCH_SAMPLE_INTERVAL_MS,
+  },
 };
 
-const overrideEnv = (o: ImgfleetOverrides) => ({
+/** The IMGFLEET_* variables that set `o`. */
+export const overrideEnv = (o: ImgfleetOverrides): Record<string, string> => ({
   IMGFLEET_AUTH__MODE: o["auth.mode"],
   IMGFLEET_USAGE__ENABLED: String(o["usage.enabled"]),
+  IMGFLEET_OPS__SAMPLING: String(o["ops.sampling"]),
+  IMGFLEET_OPS__SAMPLE_INTERVAL_MS: String(o["ops.sampleIntervalMs"]),
 });
 
-const IMGFLEET_ENTRY = resolve(PROJECT_ROOT, "dist/cli/main.js");
+/** The compiled CLI (`npm run bench` builds dist/ first): every imgfleet the harness starts, fleet nodes included. */
+export const IMGFLEET_ENTRY = resolve(PROJECT_ROOT, "dist/cli/main.js");
 
 /** What `imgfleet config print` says for the same flags and environment: the configuration the server starts with. */
 async function effectiveConfig(flags: string[], env: NodeJS.ProcessEnv): Promise<unknown> {

@@ -3,10 +3,29 @@
 /**
  * `imgfleet`: auth.mode=none, metering on (the matrix, and the auth phase's baseline);
  * `imgfleet-auth`: with API keys (the auth phase's variant); `imgfleet-unmetered` and
- * `imgfleet-metered`: usage.enabled false and true (the metering phase).
+ * `imgfleet-metered`: usage.enabled false and true (the metering phase);
+ * `imgfleet-unsampled` and `imgfleet-sampled`: ops.sampling false and true at a 1 s
+ * interval (the sampling phase). `fleet`: the local fleet behind HAProxy (the fleet phase).
  */
-export type ServerName = "ceiling" | ImgfleetName;
-export type ImgfleetName = "imgfleet" | "imgfleet-auth" | "imgfleet-unmetered" | "imgfleet-metered";
+export type ServerName = "ceiling" | ImgfleetName | "fleet";
+export type ImgfleetName =
+  | "imgfleet"
+  | "imgfleet-auth"
+  | "imgfleet-unmetered"
+  | "imgfleet-metered"
+  | "imgfleet-unsampled"
+  | "imgfleet-sampled";
+
+/**
+ * The processes a measurement counts as one server: a single tree (a server
+ * and its workers), or several (the fleet: NATS, PostgreSQL, HAProxy, nodes).
+ */
+export interface ProcessSet {
+  /** Each counted with all its descendants; the label names it in breakdowns (api-1, nats-2). */
+  roots: { label: string; pid: number }[];
+  /** Processes whose own CPU is the "main" share: imgfleet's API process; the fleet's API nodes. */
+  main: number[];
+}
 
 export interface Workload {
   id: string;
@@ -43,6 +62,14 @@ export interface RssPeak {
   processesAtPeak: number;
   /** RSS of each of them at the peak sample, the server first. */
   perProcessMb: number[];
+  /** Several roots (the fleet): each root's tree at the peak sample, by label. */
+  perRootMb?: Record<string, number>;
+  /**
+   * Several roots: the proportional set size of all their processes as the
+   * run ended (shared pages split between their users; summed RSS counts
+   * PostgreSQL's shared buffers once per backend).
+   */
+  pssAtEndMb?: number;
   samples: number;
 }
 
@@ -59,6 +86,10 @@ export interface CpuShare {
   otherPct: number;
   /** Stolen by the hypervisor for other guests (a VM's noisy neighbours): noise too. */
   stealPct: number;
+  /** Several roots (the fleet): each root's tree, by label. */
+  perRootPct?: Record<string, number>;
+  /** and each root process alone (a worker node without its worker processes). */
+  perRootOwnPct?: Record<string, number>;
 }
 
 /** imgfleet's own per-request breakdown (its request log, the same steps as Server-Timing), percentiles in ms. */
@@ -90,6 +121,8 @@ export interface Measurement {
   serverTimings?: ServerTimings;
   /** imgfleet servers only: its usage pipeline (from /metrics) when the run ended, and once drained. */
   usage?: UsageAfterRun;
+  /** Wall-clock span of the measured run (epoch ms), warm-up excluded. */
+  run: { startedAt: number; endedAt: number };
 }
 
 /** The `imgfleet_usage_*` series of one /metrics scrape (labelled series summed). */
@@ -239,4 +272,22 @@ export interface MeteringExtra {
   shipErrors: number | null;
   /** Batches the unmetered server sealed: 0, or usage.enabled=false was not honoured. */
   baselineBatchesSealed: number | null;
+}
+
+/** The sampling phase's own figures, from the sampled server's metric history (admin API). */
+export interface SamplingExtra {
+  /**
+   * Points of the fleet-wide `request_rate` series (one per sampling round
+   * that could compute a rate) the sampled server wrote during its kept runs
+   * at this concurrency; null when the history could not be read.
+   */
+  samplesDuringRuns: number | null;
+  /** Seconds of those runs together. */
+  runSeconds: number;
+  /** Mean of those points (requests per second): the traffic the sampler saw. */
+  sampledRateMean: number | null;
+  /** Mean time between consecutive points inside one run: the sampler's real pace under load. */
+  sampleGapMeanMs: number | null;
+  /** Points the unsampled server wrote over the whole phase: 0, or ops.sampling=false was not honoured. */
+  baselineSamples: number | null;
 }

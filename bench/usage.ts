@@ -38,8 +38,10 @@ function sums(text: string): Map<string, number> {
   return totals;
 }
 
-/** One scrape; null when the server exposes no usage series (a build from before metering). */
-export async function scrapeUsage(server: RunningServer): Promise<UsageSnapshot | null> {
+/** One scrape; null when the server exposes no usage series (a build from before metering, a fleet's worker node). */
+export async function scrapeUsage(
+  server: Pick<RunningServer, "name" | "url">,
+): Promise<UsageSnapshot | null> {
   const res = await fetch(`${server.url}/metrics`);
   const text = await res.text();
   if (res.status !== 200)
@@ -60,26 +62,61 @@ export async function scrapeUsage(server: RunningServer): Promise<UsageSnapshot 
 export const drained = (u: UsageSnapshot) => u.recordsBuffered === 0 && u.oldestUncommittedAgeS === 0;
 
 /**
+ * Several nodes' pipelines as one (the fleet's API and control nodes):
+ * counters, gauges and capacities summed; the oldest uncommitted batch and the
+ * aggregation lag are the worst node's.
+ */
+export function sumUsage(snapshots: UsageSnapshot[]): UsageSnapshot | null {
+  const [first, ...rest] = snapshots;
+  if (!first) return null;
+  const total = { ...first };
+  for (const s of rest)
+    for (const key of Object.keys(SERIES) as (keyof typeof SERIES)[]) total[key] += s[key];
+  const lags = snapshots.map((s) => s.aggregationLagMeanS).filter((v) => !Number.isNaN(v));
+  return {
+    ...total,
+    oldestUncommittedAgeS: Math.max(...snapshots.map((s) => s.oldestUncommittedAgeS)),
+    aggregationLagMeanS: lags.length > 0 ? Math.max(...lags) : Number.NaN,
+  };
+}
+
+/** Every node's pipeline, summed; null when none exposes usage series. */
+async function scrapeAll(nodes: Pick<RunningServer, "name" | "url">[]): Promise<UsageSnapshot | null> {
+  const snapshots = await Promise.all(nodes.map(scrapeUsage));
+  return sumUsage(snapshots.filter((s): s is UsageSnapshot => s !== null));
+}
+
+/**
  * Right after a measured run: the pipeline as the run left it, then waits
  * until it has drained (the open batch sealed after usage.flushIntervalMs,
  * shipped, committed by the aggregator) and the server is quiet again, so
  * that this run's metering work does not fall on the next measurement, which
  * may be another server's. The run's own warm-up left a tail the same way, so
- * each run carries about one tail of metering work: the steady state.
+ * each run carries about one tail of metering work: the steady state. With
+ * several nodes (the fleet), all of them, summed; `quiet` waits for the
+ * whole server.
  */
-export async function usageAfterRun(server: RunningServer): Promise<UsageAfterRun | undefined> {
+export async function usageAfterRunOf(
+  nodes: Pick<RunningServer, "name" | "url">[],
+  quiet: () => Promise<unknown>,
+): Promise<UsageAfterRun | undefined> {
   const ended = performance.now();
-  const atEnd = await scrapeUsage(server);
+  const atEnd = await scrapeAll(nodes);
   if (!atEnd) return undefined;
   let now = atEnd;
   while (!drained(now) && performance.now() - ended < DRAIN_LIMIT_MS) {
     await sleep(POLL_MS);
-    now = (await scrapeUsage(server)) ?? now;
+    now = (await scrapeAll(nodes)) ?? now;
   }
   const drainMs = drained(now) ? Math.round(performance.now() - ended) : null;
-  await waitQuiet(server.pid);
-  const settled = (await scrapeUsage(server)) ?? now;
+  await quiet();
+  const settled = (await scrapeAll(nodes)) ?? now;
   return { atEnd, drained: settled, drainMs };
+}
+
+/** One imgfleet's pipeline after a run (see usageAfterRunOf). */
+export function usageAfterRun(server: RunningServer): Promise<UsageAfterRun | undefined> {
+  return usageAfterRunOf([server], () => waitQuiet(server.pid));
 }
 
 function kb(bytes: number): string {

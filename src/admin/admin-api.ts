@@ -8,11 +8,14 @@ import type { Actor } from "../identity/model.js";
 import type { Ops } from "../ops/ops.js";
 import { deadLetters } from "../queue/dead-letters.js";
 import type { ReportSources } from "../report/sources.js";
+import type { ConsoleSessions } from "../session/sessions.js";
 import { auditRoutes } from "./audit-routes.js";
+import { configRoutes } from "./config-routes.js";
 import { flagRoutes } from "./flag-routes.js";
 import { keyRoutes } from "./key-routes.js";
 import { opsRoutes } from "./ops-routes.js";
 import { reportRoutes } from "./report-routes.js";
+import { isSessionRoute, sessionRoutes } from "./session-routes.js";
 import { tenantRoutes } from "./tenant-routes.js";
 import { usageRoutes } from "./usage-routes.js";
 import { DeadLetterQuery, parseInput } from "./validation.js";
@@ -33,6 +36,8 @@ export interface AdminDeps {
   nodeId: string;
   /** What GET /admin/v1/report reads. */
   report: ReportSources;
+  /** Web console sessions: the session cookie is accepted beside the bearer key. Absent: bearer only. */
+  sessions?: ConsoleSessions;
 }
 
 declare module "fastify" {
@@ -55,7 +60,10 @@ export async function adminApi(app: FastifyInstance, deps: AdminDeps): Promise<v
     async (admin) => {
       acceptJsonOnly(admin);
       admin.addHook("onRequest", async (request) => {
-        const keyId = deps.identity.keys.authenticateAdmin(request);
+        if (isSessionRoute(request)) return;
+        const keyId = deps.sessions
+          ? await deps.sessions.authenticateAdmin(request)
+          : deps.identity.keys.authenticateAdmin(request);
         request.adminActor = { id: keyId, ip: request.ip, requestId: request.id };
       });
       tenantRoutes(admin, deps);
@@ -70,6 +78,8 @@ export async function adminApi(app: FastifyInstance, deps: AdminDeps): Promise<v
       usageRoutes(admin, deps);
       flagRoutes(admin, deps);
       reportRoutes(admin, deps);
+      configRoutes(admin, deps);
+      if (deps.sessions) sessionRoutes(admin, { sessions: deps.sessions, db: deps.db });
     },
     { prefix: ADMIN_PREFIX },
   );

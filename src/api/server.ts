@@ -12,10 +12,12 @@ import type { Metrics } from "../metrics/metrics.js";
 import type { Ops } from "../ops/ops.js";
 import type { ReportSources } from "../report/sources.js";
 import type { ResizeService } from "../resize/resize-service.js";
+import type { ConsoleSessions } from "../session/sessions.js";
 import type { UsageMeter } from "../usage/meter.js";
 import { usageRoutes } from "../usage/usage-routes.js";
 import { installProblemHandlers, sendProblem } from "./problem-handler.js";
 import { installRequestLog } from "./request-log.js";
+import { consoleRoutes } from "./routes/console.js";
 import { formatsRoute } from "./routes/formats.js";
 import { healthRoutes, type Readiness } from "./routes/health.js";
 import { type InternalDeps, internalRoutes } from "./routes/internal.js";
@@ -49,6 +51,8 @@ export interface ApiDeps {
   nodeId: string;
   /** What the support report (GET /admin/v1/report) reads. */
   report: ReportSources;
+  /** Web console sessions (API role); the console itself is served at /console. */
+  sessions?: ConsoleSessions;
 }
 
 const REQUEST_ID = /^[\w.:@-]{1,128}$/;
@@ -129,5 +133,7 @@ async function publicRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> 
     flags: deps.flags,
     nodeId: deps.nodeId,
     report: deps.report,
+    sessions: deps.sessions,
   });
+  consoleRoutes(app);
 }

@@ -23,6 +23,9 @@ export const MAX_SMALL_VALUE_BYTES = 4096;
 const USAGE_LOG_CAPACITY = 256;
 /** Registrations and leases: far more than any fleet has nodes. */
 const MAX_NODES = 10_000;
+/** Open console sessions (a few hundred bytes each): far more than a team of administrators opens. */
+export const MAX_SESSIONS = 10_000;
+export const MAX_SESSION_VALUE_BYTES = 1024;
 
 export interface Adapters {
   /** This node's id in discovery, staged refs and usage batches. */
@@ -42,6 +45,8 @@ export interface Adapters {
   leasesKv: KeyValue;
   /** Feature flags, watched by every node. */
   flagsKv: KeyValue;
+  /** Web console sessions; max age = the session lifetime, so an abandoned one is removed by the bucket. */
+  sessionsKv: KeyValue;
   /** Carries sealed usage batches from spools to the aggregator. */
   usageLog: UsageLog;
   /** The server's version and a warning when it is too old for production (fleet only). */
@@ -82,6 +87,11 @@ async function createEmbeddedAdapters(config: Readonly<Config>): Promise<Adapter
   const leasesKv = small(config.fleet.leaseTtlMs);
   // A flag with per-tenant overrides can be far larger than a registration.
   const flagsKv = new MemoryKeyValue({ maxEntries: 1000, maxValueBytes: 256 * 1024 });
+  const sessionsKv = new MemoryKeyValue({
+    maxEntries: MAX_SESSIONS,
+    maxValueBytes: MAX_SESSION_VALUE_BYTES,
+    maxAgeMs: config.console.sessionLifetimeMs,
+  });
   const usageLog = new MemoryUsageLog({ capacity: USAGE_LOG_CAPACITY });
   return {
     nodeId: config.fleet.nodeId ?? "local",
@@ -95,13 +105,14 @@ async function createEmbeddedAdapters(config: Readonly<Config>): Promise<Adapter
     nodesKv,
     leasesKv,
     flagsKv,
+    sessionsKv,
     usageLog,
     brokerWarning: null,
     brokerVersion: null,
     async close() {
       await queue.close();
       await usageLog.close();
-      for (const kv of [identityKv, nodesKv, leasesKv, flagsKv]) await kv.close();
+      for (const kv of [identityKv, nodesKv, leasesKv, flagsKv, sessionsKv]) await kv.close();
       await db.close();
     },
   };

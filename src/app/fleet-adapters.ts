@@ -14,6 +14,8 @@ import {
   type Adapters,
   defaultNodeId,
   MAX_IDENTITY_VALUE_BYTES,
+  MAX_SESSION_VALUE_BYTES,
+  MAX_SESSIONS,
   MAX_SMALL_VALUE_BYTES,
   openDatabase,
 } from "./adapters.js";
@@ -29,6 +31,7 @@ export const FLEET_NAMES = {
   nodesBucket: "imgfleet-nodes",
   leasesBucket: "imgfleet-leases",
   flagsBucket: "imgfleet-flags",
+  sessionsBucket: "imgfleet-sessions",
 } as const;
 
 /** Sealed usage batches the stream holds while the aggregator is away; spools hold the rest. */
@@ -91,6 +94,12 @@ export async function createFleetAdapters(config: Readonly<Config>, logger: Logg
     const nodesKv = await kv(FLEET_NAMES.nodesBucket, fleet.discoveryTtlMs, MAX_NODES, MAX_SMALL_VALUE_BYTES);
     const leasesKv = await kv(FLEET_NAMES.leasesBucket, fleet.leaseTtlMs, MAX_NODES, MAX_SMALL_VALUE_BYTES);
     const flagsKv = await kv(FLEET_NAMES.flagsBucket, 0, MAX_FLAGS, MAX_FLAG_VALUE_BYTES);
+    const sessionsKv = await kv(
+      FLEET_NAMES.sessionsBucket,
+      config.console.sessionLifetimeMs,
+      MAX_SESSIONS,
+      MAX_SESSION_VALUE_BYTES,
+    );
     const usageLog = await retryTransient(() =>
       JetStreamUsageLog.open(nc, {
         stream: FLEET_NAMES.usageStream,
@@ -117,13 +126,14 @@ export async function createFleetAdapters(config: Readonly<Config>, logger: Logg
       nodesKv,
       leasesKv,
       flagsKv,
+      sessionsKv,
       usageLog,
       brokerWarning: serverVersionWarning(nc),
       brokerVersion: nc.info?.version ?? null,
       async close() {
         await queue.close();
         await usageLog.close();
-        for (const bucket of [identityKv, nodesKv, leasesKv, flagsKv]) await bucket.close();
+        for (const bucket of [identityKv, nodesKv, leasesKv, flagsKv, sessionsKv]) await bucket.close();
         await nc.drain().catch(() => nc.close());
         await db.close();
       },

@@ -15,6 +15,7 @@ import { type Ops, startOps } from "../ops/ops.js";
 import { deadLetters } from "../queue/dead-letters.js";
 import { DrainRate } from "../resize/drain-rate.js";
 import { ResizeService } from "../resize/resize-service.js";
+import { ConsoleSessions } from "../session/sessions.js";
 import { startUsage, type Usage } from "../usage/usage.js";
 import { findJemalloc } from "../workers/spawn.js";
 import { WorkerPool } from "../workers/worker-pool.js";
@@ -250,6 +251,14 @@ async function assemble(
     outboxBacklog: () => outbox.backlog(adapters.db),
     flags,
     nodeId: adapters.nodeId,
+    sessions: roles.has("api")
+      ? new ConsoleSessions({
+          kv: adapters.sessionsKv,
+          settings: config.console,
+          keys: identity.keys,
+          cache: identity.cache,
+        })
+      : undefined,
     report: {
       config,
       db: adapters.db,

@@ -271,6 +271,34 @@ const OpsSchema = z
   })
   .strict();
 
+const ConsoleSchema = z
+  .object({
+    /** A console session ends after this long without a request (the browser then asks to sign in again). */
+    idleTimeoutMs: z
+      .number()
+      .int()
+      .min(1000)
+      .max(24 * 3_600_000)
+      .default(30 * 60_000),
+    /** and this long after sign-in whatever happens; also the sessions bucket's max age. */
+    sessionLifetimeMs: z
+      .number()
+      .int()
+      .min(1000)
+      .max(30 * 24 * 3_600_000)
+      .default(12 * 3_600_000),
+    /**
+     * Sign-in attempts per client address per minute (a token bucket of this size), so an admin key
+     * cannot be guessed through the console; beyond it `429 sign-in-rate-limited`.
+     */
+    signInsPerMinute: z.number().int().min(1).max(10_000).default(10),
+  })
+  .strict()
+  .refine((v) => v.idleTimeoutMs <= v.sessionLifetimeMs, {
+    message: "idleTimeoutMs must not exceed sessionLifetimeMs",
+    path: ["idleTimeoutMs"],
+  });
+
 export const ROLES = ["api", "worker", "control"] as const;
 export type Role = (typeof ROLES)[number];
 
@@ -336,6 +364,8 @@ export const ConfigSchema = z
       .refine((v) => v.length > 0, "name at least one role"),
     fleet: FleetSchema.prefault({}),
     ops: OpsSchema.prefault({}),
+    /** The web console's sessions (the console itself is served by every API node at /console). */
+    console: ConsoleSchema.prefault({}),
   })
   .strict()
   .superRefine((config, ctx) => {

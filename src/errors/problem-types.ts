@@ -13,10 +13,12 @@ export const PROBLEM_TYPES = {
   "invalid-api-key": { status: 401, title: "The API key is not valid" },
   "api-key-expired": { status: 401, title: "The API key has expired" },
   "api-key-revoked": { status: 401, title: "The API key has been revoked" },
+  "session-expired": { status: 401, title: "The console session has ended" },
   "missing-scope": { status: 403, title: "The API key lacks a required scope" },
   "wrong-key-type": { status: 403, title: "This kind of key cannot be used here" },
   "tenant-suspended": { status: 403, title: "The account is suspended" },
   "format-not-allowed": { status: 403, title: "The output format is not enabled for this account" },
+  "csrf-failed": { status: 403, title: "The request lacks a valid CSRF token" },
   "not-found": { status: 404, title: "No such resource" },
   conflict: { status: 409, title: "The request conflicts with existing data" },
   "too-large": { status: 413, title: "Input image is too large" },
@@ -27,6 +29,7 @@ export const PROBLEM_TYPES = {
   "too-many-frames": { status: 422, title: "The image has too many frames" },
   "rate-limited": { status: 429, title: "Too many requests" },
   "too-many-in-flight": { status: 429, title: "Too many requests in progress" },
+  "sign-in-rate-limited": { status: 429, title: "Too many sign-in attempts" },
   internal: { status: 500, title: "Internal error" },
   "worker-crashed": { status: 502, title: "An image worker crashed" },
   overloaded: { status: 503, title: "The service is overloaded" },
@@ -36,6 +39,7 @@ export const PROBLEM_TYPES = {
   "queue-unavailable": { status: 503, title: "The job queue is unavailable for a moment" },
   "metering-unavailable": { status: 503, title: "Usage cannot be recorded right now" },
   "flags-unavailable": { status: 503, title: "Feature flags cannot be read or changed right now" },
+  "console-not-built": { status: 503, title: "The web console has not been built" },
   timeout: { status: 504, title: "The request took too long" },
 } as const satisfies Record<string, { status: number; title: string }>;
 

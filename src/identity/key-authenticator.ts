@@ -75,7 +75,13 @@ export class KeyAuthenticator implements Authenticator {
 
   /** For `/admin/v1`: the key must be a live admin key. Returns its id, the audit trail's actor. */
   authenticateAdmin(request: FastifyRequest): string {
-    const key = this.verify(request);
+    this.#requireLoaded();
+    return this.authenticateAdminKey(bearerToken(request.headers.authorization));
+  }
+
+  /** The same check for a key given as text (the console's sign-in form). */
+  authenticateAdminKey(token: string): string {
+    const key = this.verifyToken(token);
     if (key.tenantId !== null || !key.scopes.includes(ADMIN_SCOPE)) {
       throw new ProblemError(
         "wrong-key-type",
@@ -87,12 +93,21 @@ export class KeyAuthenticator implements Authenticator {
 
   /** The caller's key, live and matching; any failure is a 401. */
   verify(request: FastifyRequest): KeyRecord {
+    this.#requireLoaded();
+    return this.verifyToken(bearerToken(request.headers.authorization));
+  }
+
+  #requireLoaded(): void {
     if (!this.cache.loaded) {
       throw new ProblemError("identity-not-ready", "this node is still loading API keys; retry in a moment", {
         retryAfterS: 1,
       });
     }
-    const token = bearerToken(request.headers.authorization);
+  }
+
+  /** A key given as text, live and matching; any failure is a 401. */
+  verifyToken(token: string): KeyRecord {
+    this.#requireLoaded();
     const parsed = parseApiKey(token);
     if (!parsed.ok) {
       throw new ProblemError(

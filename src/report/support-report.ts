@@ -1,5 +1,4 @@
-import { cpus, freemem, loadavg, release, totalmem } from "node:os";
-import sharp from "sharp";
+import { cpus, freemem, loadavg, totalmem } from "node:os";
 import { stringify } from "yaml";
 import { VERSION } from "../app/version.js";
 import { redact } from "../config/redact.js";
@@ -8,7 +7,6 @@ import { metricsSnapshot } from "./metrics-snapshot.js";
 import { ReportSanitiser, reduceUrls, secretsOf } from "./sanitise.js";
 import {
   channelSecrets,
-  databaseVersion,
   deadLetterCounts,
   diskOf,
   identityCounts,
@@ -19,6 +17,7 @@ import {
   tenantIdentities,
   usageTotals,
 } from "./sources.js";
+import { collectVersions } from "./versions.js";
 
 /**
  * `GET /admin/v1/report` and `imgfleet report`: one Markdown document an
@@ -85,18 +84,15 @@ if you must.
 }
 
 async function versions(src: ReportSources): Promise<string> {
-  const { vips, sharp: sharpVersion } = sharp.versions as { vips: string; sharp?: string };
+  const v = await collectVersions(src);
   return facts([
-    ["imgfleet", VERSION],
-    ["Node.js", process.version],
-    ["operating system", `${process.platform} ${release()} ${process.arch}`],
-    ["sharp", sharpVersion ?? "unknown"],
-    ["libvips", vips],
-    ["nats-server", src.node.fleet ? (src.node.brokerVersion ?? "unknown") : "not used (embedded)"],
-    [
-      `database (${src.db.kind})`,
-      await databaseVersion(src.db).catch((e: Error) => `unreachable: ${e.message}`),
-    ],
+    ["imgfleet", v.imgfleet],
+    ["Node.js", v.node],
+    ["operating system", v.os],
+    ["sharp", v.sharp],
+    ["libvips", v.libvips],
+    ["nats-server", v.natsServer ?? "not used (embedded)"],
+    [`database (${v.database.kind})`, v.database.version],
   ]);
 }
 

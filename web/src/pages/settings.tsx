@@ -1,0 +1,94 @@
+import { ADMIN, get, type SessionView } from "../api.js";
+import { Loaded, PageHeader } from "../components/ui.js";
+import { dateTime, duration } from "../format.js";
+import { useResource } from "../hooks.js";
+
+interface ConfigView {
+  node: { id: string; roles: string[]; fleet: boolean; startedAt: string };
+  versions: {
+    imgfleet: string;
+    node: string;
+    os: string;
+    sharp: string;
+    libvips: string;
+    natsServer: string | null;
+    database: { kind: string; version: string };
+  };
+  config: unknown;
+}
+
+/** The answering node's effective config (secrets redacted), versions, this session, the support report. */
+export function SettingsPage({ session }: { session: SessionView }) {
+  const config = useResource("config", () => get<ConfigView>("/config"));
+  return (
+    <section>
+      <PageHeader title="Settings">
+        <a class="button" href={`${ADMIN}/report`} download>
+          Download support report
+        </a>
+      </PageHeader>
+      <p class="muted">
+        The support report is a Markdown file with secrets, keys and tenant names removed: read it before you
+        send it. Making one is audited.
+      </p>
+      <Loaded resource={config} what="Loading the configuration">
+        {(c) => (
+          <>
+            <section class="card" aria-labelledby="versions-title">
+              <h2 id="versions-title">Versions</h2>
+              <dl class="facts">
+                <dt>imgfleet</dt>
+                <dd data-testid="version">{c.versions.imgfleet}</dd>
+                <dt>Node.js</dt>
+                <dd>{c.versions.node}</dd>
+                <dt>Operating system</dt>
+                <dd>{c.versions.os}</dd>
+                <dt>sharp / libvips</dt>
+                <dd>
+                  {c.versions.sharp} / {c.versions.libvips}
+                </dd>
+                <dt>nats-server</dt>
+                <dd>{c.versions.natsServer ?? "not used (embedded)"}</dd>
+                <dt>Database ({c.versions.database.kind})</dt>
+                <dd>{c.versions.database.version}</dd>
+              </dl>
+            </section>
+            <section class="card" aria-labelledby="node-title">
+              <h2 id="node-title">This node</h2>
+              <dl class="facts">
+                <dt>Node id</dt>
+                <dd>{c.node.id}</dd>
+                <dt>Roles</dt>
+                <dd>{c.node.roles.join(", ")}</dd>
+                <dt>Mode</dt>
+                <dd>{c.node.fleet ? "fleet" : "embedded"}</dd>
+                <dt>Started</dt>
+                <dd>{dateTime(c.node.startedAt)}</dd>
+              </dl>
+            </section>
+            <section class="card" aria-labelledby="session-title">
+              <h2 id="session-title">This session</h2>
+              <dl class="facts">
+                <dt>Admin key</dt>
+                <dd>
+                  <code>{session.keyId}</code>
+                </dd>
+                <dt>Ends after idle</dt>
+                <dd>{duration(session.idleTimeoutMs)}</dd>
+                <dt>Ends at the latest</dt>
+                <dd>{dateTime(session.expiresAt)}</dd>
+              </dl>
+            </section>
+            <section class="card" aria-labelledby="config-title">
+              <h2 id="config-title">Effective configuration</h2>
+              <p class="muted small">Secrets read [redacted]; URLs are cut to scheme and host.</p>
+              <pre class="config" data-testid="config">
+                {JSON.stringify(c.config, null, 2)}
+              </pre>
+            </section>
+          </>
+        )}
+      </Loaded>
+    </section>
+  );
+}

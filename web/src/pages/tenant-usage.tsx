@@ -1,0 +1,163 @@
+import { useMemo } from "preact/hooks";
+import type { CostEstimate, UsageReport } from "../../../src/cli/admin/client.js";
+import { ADMIN, get, query } from "../api.js";
+import { Chart } from "../components/chart.js";
+import { Empty, Loaded } from "../components/ui.js";
+import { bytes, count, money } from "../format.js";
+import { useResource } from "../hooks.js";
+import { type Route, setParams } from "../router.js";
+
+type Granularity = "day" | "hour";
+
+/** Usage by day (this month) or by hour (today, UTC), the month's cost estimate, and a CSV export. */
+export function TenantUsage({ tenantId, route }: { tenantId: string; route: Route }) {
+  const granularity: Granularity = route.params.get("usage") === "hour" ? "hour" : "day";
+  const usage = useResource(`usage-${tenantId}-${granularity}`, async () => {
+    const [report, cost] = await Promise.all([
+      get<UsageReport>(`/usage${query({ tenant: tenantId, granularity })}`),
+      get<CostEstimate>(`/usage/cost${query({ tenant: tenantId })}`),
+    ]);
+    return { report, cost };
+  });
+  const csv = `${ADMIN}/usage${query({ tenant: tenantId, granularity, format: "csv" })}`;
+
+  return (
+    <section class="card" aria-labelledby="usage-title">
+      <div class="section-head">
+        <h2 id="usage-title">Usage</h2>
+        <fieldset class="segmented">
+          <legend class="sr-only">Usage granularity</legend>
+          <button
+            type="button"
+            aria-pressed={granularity === "day"}
+            onClick={() => setParams({ usage: null })}
+          >
+            This month by day
+          </button>
+          <button
+            type="button"
+            aria-pressed={granularity === "hour"}
+            onClick={() => setParams({ usage: "hour" })}
+          >
+            Today by hour
+          </button>
+        </fieldset>
+        <button type="button" onClick={() => usage.reload()} disabled={usage.loading}>
+          Refresh
+        </button>
+        <a class="button" href={csv} download>
+          Export CSV
+        </a>
+      </div>
+      <Loaded resource={usage} what="Loading usage">
+        {({ report, cost }) => (
+          <>
+            <UsageSummary report={report} />
+            <UsageChart report={report} />
+            <Cost cost={cost} />
+          </>
+        )}
+      </Loaded>
+    </section>
+  );
+}
+
+function UsageSummary({ report }: { report: UsageReport }) {
+  if (report.byOutcome) return null;
+  const t = report.totals;
+  return (
+    <dl class="stats" data-testid="usage-totals">
+      <div>
+        <dt>Requests</dt>
+        <dd data-testid="usage-requests">{count(t.requests)}</dd>
+      </div>
+      <div>
+        <dt>Succeeded</dt>
+        <dd>{count(t.succeeded)}</dd>
+      </div>
+      <div>
+        <dt>Client errors</dt>
+        <dd>{count(t.clientErrors)}</dd>
+      </div>
+      <div>
+        <dt>Server errors</dt>
+        <dd>{count(t.serverErrors)}</dd>
+      </div>
+      <div>
+        <dt>Bytes in / out</dt>
+        <dd>
+          {bytes(t.bytesIn)} / {bytes(t.bytesOut)}
+        </dd>
+      </div>
+      <div>
+        <dt>Megapixels in</dt>
+        <dd>{(t.pixelsIn / 1e6).toFixed(2)}</dd>
+      </div>
+    </dl>
+  );
+}
+
+function UsageChart({ report }: { report: UsageReport }) {
+  const lines = useMemo(
+    () => [
+      {
+        label: "requests",
+        x: report.rows.map((r) => Date.parse(r.period) / 1000),
+        y: report.rows.map((r) => r.requests),
+      },
+    ],
+    [report],
+  );
+  const range = useMemo((): [number, number] => {
+    // Half a period of room each side, so the first and last bars are whole.
+    const half = report.granularity === "day" ? 43_200 : 1800;
+    return [Date.parse(report.from) / 1000 - half, Date.parse(report.to) / 1000 + half];
+  }, [report]);
+  if (report.rows.length === 0) return <Empty>No usage recorded in this period yet.</Empty>;
+  return (
+    <Chart
+      lines={lines}
+      unit="req"
+      xRange={range}
+      bars
+      height={180}
+      label={`Requests per ${report.granularity}: ${report.rows.length} periods with usage`}
+    />
+  );
+}
+
+function Cost({ cost }: { cost: CostEstimate }) {
+  return (
+    <div class="cost" data-testid="cost">
+      <h3>
+        Cost estimate for {cost.month}
+        {cost.partial ? " (so far this month)" : ""}:{" "}
+        <span class="total">{money(cost.total, cost.currency)}</span>
+      </h3>
+      <div class="table-wrap">
+        <table>
+          <thead>
+            <tr>
+              <th>Item</th>
+              <th class="num">Quantity</th>
+              <th class="num">Unit price</th>
+              <th class="num">Amount</th>
+            </tr>
+          </thead>
+          <tbody>
+            {cost.lines.map((l) => (
+              <tr key={l.item}>
+                <td>{l.item}</td>
+                <td class="num">
+                  {count(Math.round(l.quantity * 10_000) / 10_000)} × {l.unit}
+                </td>
+                <td class="num">{money(l.unitPrice, cost.currency)}</td>
+                <td class="num">{money(l.amount, cost.currency)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,149 @@
+import { useEffect, useState } from "preact/hooks";
+import type { Page, Tenant } from "../../../src/cli/admin/client.js";
+import { get, post, query } from "../api.js";
+import { Badge, Empty, Loaded, PageHeader, ProblemBox } from "../components/ui.js";
+import { dateTime } from "../format.js";
+import { useAction, useResource } from "../hooks.js";
+import { href, navigate, type Route, setParams } from "../router.js";
+
+export const STATUS_TONE = { active: "green", suspended: "amber", deleted: "grey" } as const;
+
+/** Tenants: search (kept in the URL), a paged list, and a form to create one. */
+export function TenantsPage({ route }: { route: Route }) {
+  const search = route.params.get("search") ?? "";
+  const status = route.params.get("status") ?? "";
+  const [typed, setTyped] = useState(search);
+  const [extra, setExtra] = useState<Tenant[]>([]);
+  const [next, setNext] = useState<string | null>(null);
+  const list = useResource(`tenants-${search}-${status}`, async () => {
+    const page = await get<Page<Tenant>>(
+      `/tenants${query({ search, status, includeDeleted: status === "deleted" ? true : undefined, limit: 50 })}`,
+    );
+    setExtra([]);
+    setNext(page.next);
+    return page.items;
+  });
+  // Search as the user types, a moment after the last key (and keep it in the URL for bookmarks).
+  useEffect(() => {
+    if (typed === search) return;
+    const t = setTimeout(() => setParams({ search: typed }), 250);
+    return () => clearTimeout(t);
+  }, [typed, search]);
+
+  const more = useAction(async () => {
+    const page = await get<Page<Tenant>>(`/tenants${query({ search, status, after: next, limit: 50 })}`);
+    setExtra((e) => [...e, ...page.items]);
+    setNext(page.next);
+  });
+
+  return (
+    <section>
+      <PageHeader title="Tenants" />
+      <NewTenantForm />
+      <search class="toolbar">
+        <label for="tenant-search">Search</label>
+        <input
+          id="tenant-search"
+          type="search"
+          placeholder="name or id"
+          value={typed}
+          onInput={(e) => setTyped((e.target as HTMLInputElement).value)}
+        />
+        <label for="tenant-status">Status</label>
+        <select
+          id="tenant-status"
+          value={status}
+          onChange={(e) => setParams({ status: (e.target as HTMLSelectElement).value })}
+        >
+          <option value="">active and suspended</option>
+          <option value="active">active</option>
+          <option value="suspended">suspended</option>
+          <option value="deleted">deleted</option>
+        </select>
+      </search>
+      <Loaded resource={list} what="Loading tenants">
+        {(items) =>
+          items.length === 0 ? (
+            <Empty>
+              {search ? `No tenant matches “${search}”.` : "No tenants yet: create the first one above."}
+            </Empty>
+          ) : (
+            <div class="table-wrap">
+              <table>
+                <thead>
+                  <tr>
+                    <th>Name</th>
+                    <th>Id</th>
+                    <th>Status</th>
+                    <th class="num">Rate/s</th>
+                    <th class="num">Burst</th>
+                    <th class="num">In flight</th>
+                    <th>Created</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {[...items, ...extra].map((t) => (
+                    <tr key={t.id}>
+                      <td>
+                        <a href={href(`/tenants/${t.id}`)}>{t.name}</a>
+                      </td>
+                      <td>
+                        <code>{t.id}</code>
+                      </td>
+                      <td>
+                        <Badge tone={STATUS_TONE[t.status]}>{t.status}</Badge>
+                      </td>
+                      <td class="num">{t.ratePerSecond}</td>
+                      <td class="num">{t.burst}</td>
+                      <td class="num">{t.maxInFlight}</td>
+                      <td>{dateTime(t.createdAt)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )
+        }
+      </Loaded>
+      {next ? (
+        <button type="button" onClick={() => more.run()} disabled={more.busy}>
+          Load more
+        </button>
+      ) : null}
+      <ProblemBox error={more.error} />
+    </section>
+  );
+}
+
+function NewTenantForm() {
+  const [name, setName] = useState("");
+  const create = useAction(async () => {
+    const tenant = await post<Tenant>("/tenants", { name });
+    navigate(`/tenants/${tenant.id}`);
+  });
+  return (
+    <form
+      class="card inline-form"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void create.run();
+      }}
+    >
+      <h2>New tenant</h2>
+      <label for="new-tenant-name">Name</label>
+      <input
+        id="new-tenant-name"
+        value={name}
+        required
+        maxLength={100}
+        placeholder="Acme Inc."
+        onInput={(e) => setName((e.target as HTMLInputElement).value)}
+      />
+      <button type="submit" class="primary" disabled={create.busy}>
+        Create tenant
+      </button>
+      <p class="muted small">It gets the default limits; change them on its page.</p>
+      <ProblemBox error={create.error} />
+    </form>
+  );
+}
