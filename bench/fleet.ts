@@ -51,6 +51,11 @@ function nodeEnv(): Record<string, string> {
   return { ...Object.fromEntries(shell), ...overrideEnv(FLEET_OVERRIDES) };
 }
 
+/** BENCH_NODE_FLAGS: extra node flags for every fleet node, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`. */
+function nodeFlags(): string[] {
+  return (process.env.BENCH_NODE_FLAGS ?? "").split(/\s+/).filter(Boolean);
+}
+
 const KEY_VISIBLE_TIMEOUT_MS = 15_000;
 /** Idle measurement before the first load: the fleet is never silent (heartbeats, Raft, timers). */
 const IDLE_WINDOWS = 16;
@@ -182,7 +187,7 @@ export async function startBenchFleet(
   try {
     starting = startDevFleet({
       stateDir,
-      entry: [IMGFLEET_ENTRY],
+      entry: [...nodeFlags(), IMGFLEET_ENTRY],
       cwd: PROJECT_ROOT,
       ...FLEET_LAYOUT,
       env,

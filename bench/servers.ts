@@ -1,6 +1,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { resolve } from "node:path";
 import { promisify } from "node:util";
+import { SERVER_HEAP_FLAGS } from "../src/app/heap-flags.js";
 import { BENCH_DIR, PROJECT_ROOT } from "./config.js";
 import { freshDataDir, removeDataDir } from "./data-dirs.js";
 import { drainLines, spawnTs, stopChild, track } from "./procs.js";
@@ -198,7 +199,7 @@ export async function startImgfleet(options: ImgfleetOptions): Promise<RunningSe
     throw error;
   });
   const child = track(
-    spawn(process.execPath, [IMGFLEET_ENTRY, "start", ...flags], {
+    spawn(process.execPath, [...SERVER_HEAP_FLAGS, IMGFLEET_ENTRY, "start", ...flags], {
       cwd: PROJECT_ROOT,
       stdio: ["ignore", "pipe", "pipe"],
       env,

@@ -67,6 +67,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     // Draining is ours: problem+json with Connection: close (see below).
     return503OnClosing: false,
     requestIdHeader: false,
+    // An empty list trusts no one: request.ip is the peer's address.
+    trustProxy: config.server.trustProxy.length > 0 ? [...config.server.trustProxy] : false,
     genReqId: (req) => {
       const given = req.headers["x-request-id"];
       return typeof given === "string" && REQUEST_ID.test(given) ? given : crypto.randomUUID();

@@ -51,6 +51,10 @@ const MAX_FLAG_VALUE_BYTES = 256 * 1024;
  * cluster), PostgreSQL for the management plane, HTTP between nodes for the
  * image bytes. Each bucket and stream is created if absent.
  */
+/** Queue stats: fresh for API nodes, which admit on them; each refresh is one or two JetStream API requests. */
+const ADMISSION_STATS_REFRESH_MS = 250;
+const REPORTED_STATS_REFRESH_MS = 2_000;
+
 export async function createFleetAdapters(config: Readonly<Config>, logger: Logger): Promise<Adapters> {
   const { fleet } = config;
   const nodeId = fleet.nodeId ?? defaultNodeId();
@@ -80,6 +84,10 @@ export async function createFleetAdapters(config: Readonly<Config>, logger: Logg
       // A worker node that died: its job goes to another worker after this. Live workers signal
       // progress every 2 s (working()), so this need not cover a whole job, only a missed signal or two.
       ackWaitMs: ACK_WAIT_MS,
+      // Admission reads the stats on every request; other roles only report them (health, metrics).
+      statsRefreshMs: config.roles.some((r) => r === "api" || r === "all")
+        ? ADMISSION_STATS_REFRESH_MS
+        : REPORTED_STATS_REFRESH_MS,
       logger,
     });
     opened = queue;
@@ -113,6 +121,7 @@ export async function createFleetAdapters(config: Readonly<Config>, logger: Logg
     const remote = new HttpDataPath({
       clusterSecret: fleet.clusterSecret as string,
       attemptTimeoutMs: DATA_PATH_ATTEMPT_MS,
+      maxResponseBytes: config.limits.maxInputBytes,
     });
     return {
       nodeId,
@@ -133,6 +142,7 @@ export async function createFleetAdapters(config: Readonly<Config>, logger: Logg
       async close() {
         await queue.close();
         await usageLog.close();
+        remote.close();
         for (const bucket of [identityKv, nodesKv, leasesKv, flagsKv, sessionsKv]) await bucket.close();
         await nc.drain().catch(() => nc.close());
         await db.close();

@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
 import { z } from "zod";
 
@@ -32,8 +33,30 @@ const ServerSchema = z
     port: z.number().int().min(0).max(65535).default(8080),
     /** SIGTERM: how long in-flight requests may take to finish before the process exits anyway. */
     shutdownGraceMs: z.number().int().min(0).max(600_000).default(10_000),
+    /**
+     * Load balancers whose X-Forwarded-For is believed (addresses, CIDRs, or
+     * loopback/linklocal/uniquelocal). The client address they report is what
+     * the audit trail, the request log and the sign-in limiter see; from
+     * anyone else the header is ignored.
+     */
+    trustProxy: listOf(
+      text().refine(
+        isProxyAddress,
+        "must be an IP address, a CIDR such as 10.0.0.0/8, or loopback, linklocal, uniquelocal",
+      ),
+    ).default([]),
   })
   .strict();
+
+function isProxyAddress(value: string): boolean {
+  if (["loopback", "linklocal", "uniquelocal"].includes(value)) return true;
+  const [address = "", bits, ...rest] = value.split("/");
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (bits === undefined) return true;
+  const n = Number(bits);
+  return /^\d+$/.test(bits) && n <= (family === 4 ? 32 : 128);
+}
 
 const LimitsSchema = z
   .object({

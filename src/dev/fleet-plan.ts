@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import path from "node:path";
+import { withServerHeapFlags } from "../app/heap-flags.js";
 import type { SpawnSpec } from "./fleet-members.js";
 
 /**
@@ -113,6 +114,8 @@ export function nodeSpec(plan: NodePlan, input: NodeSpecInput): SpawnSpec {
     IMGFLEET_FLEET__NODE_ID: plan.name,
     IMGFLEET_FLEET__ADVERTISE_URL: url,
     IMGFLEET_LOG__LEVEL: input.logLevel,
+    // HAProxy runs on this host: its X-Forwarded-For carries the client's address.
+    IMGFLEET_SERVER__TRUST_PROXY: "127.0.0.1",
     ...input.env,
     ...input.roleEnv[plan.role],
   };
@@ -124,7 +127,7 @@ export function nodeSpec(plan: NodePlan, input: NodeSpecInput): SpawnSpec {
     logFile: path.join(input.logs, `${plan.name}.log`),
     command: process.execPath,
     args: [
-      ...input.entry,
+      ...withServerHeapFlags(input.entry),
       "start",
       "--role",
       plan.role,

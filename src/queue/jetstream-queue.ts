@@ -1,13 +1,11 @@
 import {
   AckPolicy,
-  type Consumer,
   type ConsumerConfig,
   DeliverPolicy,
   DiscardPolicy,
   JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
-  type JsMsg,
   jetstreamManager,
   RetentionPolicy,
   StorageType,
@@ -18,6 +16,7 @@ import { hasNoResponders, retryTransient } from "../nats/jetstream-errors.js";
 import { jitteredBackoffMs } from "../util/backoff.js";
 import { delay } from "../util/time.js";
 import { QueueUnavailableError } from "./enqueue.js";
+import { JetStreamPuller, type PulledMessage } from "./jetstream-pull.js";
 import type { Delivery, JobMessage, JobQueue, QueueStats } from "./job-queue.js";
 import { QueueFullError } from "./job-queue.js";
 
@@ -41,9 +40,10 @@ import { QueueFullError } from "./job-queue.js";
  *   receives that delivery as attempt `maxAttempts + 1` and terms it, which
  *   removes it.
  * - Pull: one message per `pull`, so a node never holds more than its free
- *   lanes; an aborted pull unsubscribes its request, so the server no longer
- *   hands it a message (one already on the wire is NAKed back at once, at the
- *   cost of one counted attempt).
+ *   lanes; each pull request has its own reply subject under one wildcard
+ *   subscription (JetStreamPuller), so pulling costs no per-job SUB/UNSUB. A
+ *   message answering a pull that was aborted meanwhile is NAKed back at
+ *   once, at the cost of one counted attempt.
  */
 
 /** A control message is ~1 KB; anything near this is a bug (bytes never travel in the queue). */
@@ -62,7 +62,7 @@ const DEFAULTS = {
   statsRefreshMs: 250,
   /** Per publish attempt; `enqueueWithin` retries within the request's deadline. */
   publishTimeoutMs: 2_000,
-  /** How long one pull request waits at the server; nats.js needs >= 1 s. A lost request is noticed after two missed heartbeats (= expires). */
+  /** How long one pull request waits at the server; a request lost with a server is given up 1 s after this. */
   pullExpiresMs: 5_000,
   /** Base of the jittered delay before a retried job is redelivered (then ×2 per attempt, at most ×10). */
   retryDelayMs: 100,
@@ -122,7 +122,7 @@ const consoleLogger: QueueLogger = {
 export class JetStreamJobQueue implements JobQueue {
   readonly #nc: NatsConnection;
   readonly #js: JetStreamClient;
-  readonly #consumer: Consumer;
+  readonly #puller: JetStreamPuller;
   readonly #o: Resolved;
   readonly #stats: StatsCache;
   readonly #closing = new AbortController();
@@ -130,10 +130,10 @@ export class JetStreamJobQueue implements JobQueue {
   #refreshTimer: NodeJS.Timeout | undefined;
   #pullFailing = false;
 
-  private constructor(nc: NatsConnection, jsm: JetStreamManager, consumer: Consumer, o: Resolved) {
+  private constructor(nc: NatsConnection, jsm: JetStreamManager, o: Resolved) {
     this.#nc = nc;
     this.#js = jsm.jetstream();
-    this.#consumer = consumer;
+    this.#puller = new JetStreamPuller(nc, o.stream, o.durable);
     this.#o = o;
     this.#stats = new StatsCache(jsm, o);
   }
@@ -149,8 +149,7 @@ export class JetStreamJobQueue implements JobQueue {
     const jsm = await jetstreamManager(nc);
     await retryTransient(() => ensureStream(jsm, o));
     await retryTransient(() => ensureConsumer(jsm, o));
-    const consumer = await jsm.jetstream().consumers.get(o.stream, o.durable);
-    const queue = new JetStreamJobQueue(nc, jsm, consumer, o);
+    const queue = new JetStreamJobQueue(nc, jsm, o);
     await queue.#stats.refresh();
     queue.#refreshTimer = setInterval(() => void queue.#stats.refresh(), o.statsRefreshMs);
     queue.#refreshTimer.unref();
@@ -178,9 +177,9 @@ export class JetStreamJobQueue implements JobQueue {
     const stop = AbortSignal.any([signal, this.#closing.signal]);
     let failures = 0;
     while (!stop.aborted && !this.#nc.isClosed()) {
-      let msg: JsMsg | null;
+      let msg: PulledMessage | null;
       try {
-        msg = await this.#fetchOne(stop);
+        msg = await this.#puller.pullOne(this.#o.pullExpiresMs, stop);
         this.#pullRecovered();
         failures = 0;
       } catch (error) {
@@ -202,38 +201,19 @@ export class JetStreamJobQueue implements JobQueue {
   async close(): Promise<void> {
     clearInterval(this.#refreshTimer);
     this.#closing.abort();
-  }
-
-  /** One pull request for one message; cancelling it unsubscribes, so the server skips it. */
-  async #fetchOne(stop: AbortSignal): Promise<JsMsg | null> {
-    const batch = await this.#consumer.fetch({ max_messages: 1, expires: this.#o.pullExpiresMs });
-    const cancel = () => void batch.close();
-    stop.addEventListener("abort", cancel, { once: true });
-    // It may have aborted while the request was being set up.
-    if (stop.aborted) cancel();
-    try {
-      for await (const msg of batch) {
-        if (!stop.aborted) return msg;
-        // It crossed the cancellation on the wire: hand it straight back.
-        msg.nak();
-        return null;
-      }
-      return null;
-    } finally {
-      stop.removeEventListener("abort", cancel);
-    }
+    this.#puller.close();
   }
 
   /** A Delivery, or null for a message no worker should see (over the attempt bound, unreadable). */
-  #toDelivery(msg: JsMsg): Delivery | null {
-    const attempt = msg.info.deliveryCount;
+  #toDelivery(msg: PulledMessage): Delivery | null {
+    const attempt = msg.deliveryCount;
     this.#stats.delivered(attempt);
     if (attempt > this.#o.maxAttempts) {
       // Its last attempt was never settled (the worker died): remove it from the stream.
       msg.term();
       this.#stats.settled();
       this.#o.logger.warn(
-        { stream: this.#o.stream, seq: msg.seq, attempts: attempt - 1 },
+        { stream: this.#o.stream, seq: msg.streamSequence, attempts: attempt - 1 },
         "dropped a job whose last attempt was never settled (its worker died); it counted against the queue's capacity until now",
       );
       return null;
@@ -245,7 +225,7 @@ export class JetStreamJobQueue implements JobQueue {
       msg.term();
       this.#stats.settled();
       this.#o.logger.warn(
-        { err: error, stream: this.#o.stream, seq: msg.seq },
+        { err: error, stream: this.#o.stream, seq: msg.streamSequence },
         "dropped an unreadable message from the job queue; only imgfleet API nodes should publish to its subject",
       );
       return null;
@@ -253,7 +233,7 @@ export class JetStreamJobQueue implements JobQueue {
     return this.#delivery(msg, message, attempt);
   }
 
-  #delivery(msg: JsMsg, message: JobMessage, attempt: number): Delivery {
+  #delivery(msg: PulledMessage, message: JobMessage, attempt: number): Delivery {
     let settled = false;
     const settle = () => {
       if (settled) throw new Error(`job ${message.id}: delivery settled twice`);
@@ -291,8 +271,11 @@ export class JetStreamJobQueue implements JobQueue {
   }
 
   /** Waits for the server's word; if it never comes the job may run again, which every consumer tolerates. */
-  async #confirmAck(msg: JsMsg, jobId: string): Promise<void> {
-    const ok = await msg.ackAck({ timeout: this.#o.publishTimeoutMs }).catch((error: unknown) => error);
+  async #confirmAck(msg: PulledMessage, jobId: string): Promise<void> {
+    const ok = await msg.ackConfirmed(this.#o.publishTimeoutMs).then(
+      () => true,
+      (error: unknown) => error,
+    );
     if (ok === true) return;
     this.#o.logger.warn(
       { err: ok, jobId, stream: this.#o.stream },

@@ -3,6 +3,7 @@ import { signRequest } from "../fleet/cluster-auth.js";
 import type { JobMessage, StagedRef } from "../queue/job-queue.js";
 import { jitteredBackoffMs } from "../util/backoff.js";
 import type { JobDataPath } from "./data-path.js";
+import { InternalHttpClient, type InternalResponse, ResponseTooLargeError } from "./internal-http.js";
 import type { JobOutcome } from "./job-outcome.js";
 import { OUTCOME_HEADER, outcomeBody, outcomeHeader } from "./outcome-wire.js";
 
@@ -10,6 +11,8 @@ export interface HttpDataPathOptions {
   clusterSecret: string;
   /** One attempt's bound; the job's deadline bounds them all. */
   attemptTimeoutMs: number;
+  /** The largest staged input or result a node may send back; a larger answer fails the call. */
+  maxResponseBytes: number;
   /** Resolves a node id to its base URL when the ref carries none (from discovery). */
   resolveNode?: (nodeId: string) => string | undefined;
   now?: () => number;
@@ -25,7 +28,16 @@ class Gone extends Error {}
  * node no longer holds the bytes or nobody waits) ends it at once.
  */
 export class HttpDataPath implements JobDataPath {
-  constructor(private readonly options: HttpDataPathOptions) {}
+  readonly #http: InternalHttpClient;
+
+  constructor(private readonly options: HttpDataPathOptions) {
+    this.#http = new InternalHttpClient(options.maxResponseBytes);
+  }
+
+  /** Closes the sockets kept open to API nodes. */
+  close(): void {
+    this.#http.close();
+  }
 
   async fetchInput(
     ref: StagedRef,
@@ -34,7 +46,7 @@ export class HttpDataPath implements JobDataPath {
     const path = `${INTERNAL_PREFIX}/staged/${encodeURIComponent(ref.key)}`;
     try {
       const res = await this.#call(this.#base(ref), "GET", path, undefined, deadline, {});
-      return Buffer.from(await res.arrayBuffer());
+      return res.body;
     } catch (error) {
       if (error instanceof Gone) return undefined;
       throw error;
@@ -67,27 +79,27 @@ export class HttpDataPath implements JobDataPath {
     body: Buffer | undefined,
     deadline: number,
     headers: Record<string, string>,
-  ): Promise<Response> {
+  ): Promise<InternalResponse> {
     const now = this.options.now ?? Date.now;
     let lastError: unknown;
     for (let attempt = 1; ; attempt++) {
       const remaining = deadline - now();
       if (remaining <= 0) break;
       try {
-        const res = await fetch(`${base}${path}`, {
+        const res = await this.#http.request(new URL(`${base}${path}`), {
           method,
           body,
           headers: { ...headers, ...signRequest(this.options.clusterSecret, method, path, body) },
-          signal: AbortSignal.timeout(Math.min(remaining, this.options.attemptTimeoutMs)),
+          timeoutMs: Math.min(remaining, this.options.attemptTimeoutMs),
         });
         if (res.status === 404 || res.status === 410) throw new Gone();
-        if (res.ok) return res;
-        await res.arrayBuffer();
+        if (res.status >= 200 && res.status < 300) return res;
         lastError = new Error(`${method} ${base}${path} answered ${res.status}${authReason(res)}`);
         if (res.status < 500) break;
       } catch (error) {
         if (error instanceof Gone) throw error;
         lastError = error;
+        if (error instanceof ResponseTooLargeError) break;
       }
       const pause = jitteredBackoffMs(attempt, 50, 2000);
       if (now() + pause >= deadline) break;
@@ -100,8 +112,8 @@ export class HttpDataPath implements JobDataPath {
   }
 }
 
-function authReason(res: Response): string {
-  const reason = res.headers.get("x-imgfleet-auth");
+function authReason(res: InternalResponse): string {
+  const reason = res.headers["x-imgfleet-auth"];
   return reason
     ? ` (cluster authentication: ${reason}; check that every node has the same fleet.clusterSecret and a synchronised clock)`
     : "";

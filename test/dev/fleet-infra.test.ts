@@ -257,6 +257,7 @@ describe.skipIf(missing !== undefined)("dev fleet infrastructure, with stand-in 
         IMGFLEET_FLEET__NODE_ID: node.name,
         IMGFLEET_FLEET__ADVERTISE_URL: node.url,
         IMGFLEET_LOG__LEVEL: "info",
+        IMGFLEET_SERVER__TRUST_PROXY: "127.0.0.1",
         IMGFLEET_QUEUE__DEADLINE_MS: "5000",
         ...(node.role === "worker" ? { IMGFLEET_WORKERS__MAX_RSS_MB: "200" } : {}),
       });

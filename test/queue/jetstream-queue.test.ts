@@ -4,6 +4,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import type { NatsCluster } from "../../src/dev/nats-cluster.js";
 import { enqueueWithin, QueueUnavailableError } from "../../src/queue/enqueue.js";
+import { parseAckSubject } from "../../src/queue/jetstream-pull.js";
 import {
   JetStreamJobQueue,
   type JetStreamQueueOptions,
@@ -151,6 +152,26 @@ describe.runIf(hasNats)("JetStreamJobQueue", () => {
       expect([d2?.message.id, d2?.attempt]).toEqual([retried.id, 2]);
       expect(await d2?.retry()).toBe(false);
       await expect.poll(() => storedMessages(jsm, o.stream), { timeout: 5_000 }).toBe(0);
+    });
+
+    it("pulls job after job on the same subscriptions: no SUB/UNSUB per job for the cluster to propagate", async () => {
+      const o = options({ capacity: 32 });
+      const own = await connectTo(cluster);
+      const queue = await open(own, o);
+      // The server's count of subscriptions ever added: a fresh inbox per pull would add one per job.
+      const subscriptionsAdded = async () => {
+        await own.flush();
+        const subsz = await fetch(`${cluster.servers[0]?.monitorUrl}/subsz`);
+        return ((await subsz.json()) as { num_inserts: number }).num_inserts;
+      };
+      const run = async (jobs: number) => {
+        for (let i = 0; i < jobs; i++) await queue.enqueue(message());
+        for (let i = 0; i < jobs; i++) await (await queue.pull(signal()))?.ack();
+      };
+      await run(2);
+      const before = await subscriptionsAdded();
+      await run(20);
+      expect(await subscriptionsAdded()).toBe(before);
     });
 
     it("rejects a job when the stream is full and keeps the queued ones", async () => {
@@ -389,3 +410,17 @@ async function drain(
   await Promise.all(lanes);
   return counts;
 }
+
+describe("JetStream delivery subjects", () => {
+  it("reads the delivery count and stream sequence from both reply-subject forms, and refuses others", () => {
+    expect(parseAckSubject("$JS.ACK.JOBS.workers.3.41.57.1796041057749386703.0")).toEqual({
+      deliveryCount: 3,
+      streamSequence: 41,
+    });
+    expect(parseAckSubject("$JS.ACK.hub.ACCHASH.JOBS.workers.2.7.9.1796041057749386703.5.token")).toEqual({
+      deliveryCount: 2,
+      streamSequence: 7,
+    });
+    expect(() => parseAckSubject("_INBOX.abc.1")).toThrow(/not a JetStream delivery/);
+  });
+});

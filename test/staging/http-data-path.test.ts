@@ -1,3 +1,4 @@
+import { createServer, type RequestListener } from "node:http";
 import type { AddressInfo } from "node:net";
 import Fastify from "fastify";
 import { describe, expect, it, onTestFinished } from "vitest";
@@ -29,8 +30,24 @@ async function apiNode(secret = SECRET, port = 0) {
   return { url, staging, pending, stage };
 }
 
+/** A bare HTTP server that misbehaves as told, closed (with its connections) after the test. */
+async function plainServer(handler: RequestListener): Promise<string> {
+  const server = createServer(handler);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  onTestFinished(() => {
+    server.closeAllConnections();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
 function pathTo(url: string, secret = SECRET) {
-  return new HttpDataPath({ clusterSecret: secret, attemptTimeoutMs: 2000, resolveNode: () => url });
+  return new HttpDataPath({
+    clusterSecret: secret,
+    attemptTimeoutMs: 2000,
+    maxResponseBytes: 1024 * 1024,
+    resolveNode: () => url,
+  });
 }
 
 describeJobDataPath("HTTP between nodes", async () => {
@@ -54,7 +71,11 @@ describe("fleet data path over HTTP", () => {
     };
     const waiting = node.pending.wait(job.id, new AbortController().signal);
     expect(
-      await new HttpDataPath({ clusterSecret: SECRET, attemptTimeoutMs: 2000 }).postResult(job, outcome),
+      await new HttpDataPath({
+        clusterSecret: SECRET,
+        attemptTimeoutMs: 2000,
+        maxResponseBytes: 1024 * 1024,
+      }).postResult(job, outcome),
     ).toBe(true);
     expect(await waiting).toEqual(outcome);
   });
@@ -117,5 +138,47 @@ describe("fleet data path over HTTP", () => {
     await expect(
       unreachable.fetchInput({ node: "gone", key: "k", bytes: 1 }, Date.now() + 400),
     ).rejects.toThrow(/could not fetch the staged input/);
+  });
+
+  it("fails at once when a node answers with more bytes than an input may have", async () => {
+    let calls = 0;
+    const url = await plainServer((_req, res) => {
+      calls++;
+      res.end(Buffer.alloc(2 * 1024 * 1024, 7));
+    });
+    const path = new HttpDataPath({
+      clusterSecret: SECRET,
+      attemptTimeoutMs: 2000,
+      maxResponseBytes: 1024 * 1024,
+      resolveNode: () => url,
+    });
+    await expect(
+      path.fetchInput({ node: "api-1", key: "big", bytes: 1 }, Date.now() + 10_000),
+    ).rejects.toThrow(
+      expect.objectContaining({ cause: expect.objectContaining({ name: "ResponseTooLargeError" }) }),
+    );
+    // Not retried: a bound exceeded once will be exceeded again.
+    expect(calls).toBe(1);
+    path.close();
+  });
+
+  it("abandons an attempt that trickles past its bound and tries again", async () => {
+    let calls = 0;
+    const url = await plainServer((_req, res) => {
+      calls++;
+      res.writeHead(200, { "content-length": "10" });
+      res.write("part"); // and never the rest
+    });
+    const path = new HttpDataPath({
+      clusterSecret: SECRET,
+      attemptTimeoutMs: 200,
+      maxResponseBytes: 1024,
+      resolveNode: () => url,
+    });
+    await expect(path.fetchInput({ node: "api-1", key: "k", bytes: 10 }, Date.now() + 1_000)).rejects.toThrow(
+      /before the job's deadline/,
+    );
+    expect(calls).toBeGreaterThan(1);
+    path.close();
   });
 });
