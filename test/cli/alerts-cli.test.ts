@@ -4,8 +4,10 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { Alert } from "../../src/ops/alerts/model.js";
 import type { OpsEvent } from "../../src/ops/events.js";
 import type { DeliveryResult } from "../../src/ops/notify/notifier.js";
+import { type DeadLetter, deadLetters } from "../../src/queue/dead-letters.js";
 import { type RunningNode, startNode } from "../helpers/node.js";
 import { type Receiver, startReceiver, verifiesWith } from "../helpers/webhook-receiver.js";
+import { message } from "../queue/job-queue.contract.js";
 
 /**
  * `imgfleet alerts list|ack|test` and `imgfleet events` as an operator runs
@@ -161,5 +163,30 @@ describe("imgfleet events", () => {
     const events = json<OpsEvent[]>(asJson);
     expect(events.map((e) => e.kind)).toContain("sweep");
     expect(events.every((e, i) => i === 0 || (events[i - 1]?.id ?? "") > e.id)).toBe(true);
+  });
+});
+
+describe("imgfleet dead-letters", () => {
+  it("says when there is none, then lists a job given up with its reason, as a table or JSON", async () => {
+    expect(ok(await cli("dead-letters"))).toBe("no job has been given up\n");
+    const job = message({ tenant: "ten_01example" });
+    await deadLetters.record(n.node.adapters.db, {
+      job,
+      workerNode: "worker-2",
+      reason: "data-path",
+      detail: "could not fetch the staged input from http://api-1:8080 before the job's deadline",
+      attempts: 1,
+    });
+    const [table, asJson] = await Promise.all([
+      cli("dead-letters"),
+      cli("dead-letters", "--json", "--limit", "5"),
+    ]);
+    const lines = ok(table).trimEnd().split("\n");
+    expect(lines[0]).toMatch(/^AT +JOB +TENANT +REASON +ATTEMPTS +WORKER +STAGED ON +DETAIL$/);
+    expect(lines[1]).toContain(job.id);
+    expect(lines[1]).toMatch(/ten_01example +data-path +1 +worker-2 +n1 +could not fetch/);
+    expect(json<DeadLetter[]>(asJson)).toEqual([
+      expect.objectContaining({ jobId: job.id, reason: "data-path", workerNode: "worker-2", attempts: 1 }),
+    ]);
   });
 });

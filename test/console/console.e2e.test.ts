@@ -6,10 +6,12 @@ import { join } from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FLEET_NODE, type MetricPoint, type SeriesName } from "../../src/ops/series.js";
+import { deadLetters } from "../../src/queue/dead-letters.js";
 import { ensureConsoleBuilt } from "../helpers/console-build.js";
 import { splitImage } from "../helpers/images.js";
 import { type RunningNode, startNode } from "../helpers/node.js";
 import { type Receiver, startReceiver } from "../helpers/webhook-receiver.js";
+import { message } from "../queue/job-queue.contract.js";
 
 /**
  * The web console in real Chromium (Debian's, driven by playwright-core)
@@ -301,8 +303,20 @@ describe.skipIf(!hasChromium)("the web console in Chromium", { timeout: 120_000 
     expect(await health.getAttribute("class")).toMatch(/\b(green|amber|red)\b/);
     await shot("overview");
 
+    // Recorded as the worker pool records a job whose every delivery crashed its worker.
+    const given = message();
+    await deadLetters.record(n.node.adapters.db, {
+      job: given,
+      workerNode: n.node.adapters.nodeId,
+      reason: "worker-crashed",
+      detail: "every delivery crashed its worker (signal SIGSEGV)",
+      attempts: 3,
+    });
     await nav("Fleet");
-    await page.locator("table").getByText(n.node.adapters.nodeId).waitFor();
+    await page.locator("table").getByText(n.node.adapters.nodeId).first().waitFor();
+    const letter = page.getByRole("row").filter({ hasText: given.id });
+    await letter.waitFor();
+    expect(await letter.textContent()).toMatch(/worker-crashed.*3.*signal SIGSEGV/);
     await expect.poll(() => page.locator(".grid.nodes .chart canvas").count(), { timeout: 10_000 }).toBe(1);
     await shot("fleet");
 

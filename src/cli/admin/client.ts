@@ -9,6 +9,7 @@ import type { OpsEvent } from "../../ops/events.js";
 import type { MetricsOverview, SeriesHistory } from "../../ops/metric-summary.js";
 import type { ChannelView } from "../../ops/notify/channels.js";
 import type { DeliveryResult } from "../../ops/notify/notifier.js";
+import type { DeadLetter } from "../../queue/dead-letters.js";
 import type { CostEstimate, CostSummary } from "../../usage/cost.js";
 import type { UsageReport } from "../../usage/usage-report.js";
 
@@ -150,6 +151,8 @@ export interface AdminClientOptions {
 type Query = Record<string, string | number | boolean | undefined>;
 
 /** A node as discovery lists it (GET /admin/v1/nodes). */
+export type { DeadLetter };
+
 export interface FleetNode {
   id: string;
   roles: string[];
@@ -299,6 +302,11 @@ export class AdminClient {
   /** Every live node of the fleet, from discovery. */
   nodes(): Promise<{ items: FleetNode[] }> {
     return this.#call({ method: "GET", path: "/nodes" });
+  }
+
+  /** Jobs given up for good, newest first. */
+  deadLetters(query: { limit?: number } = {}): Promise<{ items: DeadLetter[] }> {
+    return this.#call({ method: "GET", path: "/dead-letters", query: { ...query } });
   }
 
   flags(): Promise<{ items: FlagView[] }> {

@@ -1,6 +1,14 @@
 import type { Command } from "commander";
-import type { FleetNode } from "./client.js";
-import { type ConnectionFlags, clientFrom, connectionOptions, emit, run, usageExitCodes } from "./common.js";
+import type { DeadLetter, FleetNode } from "./client.js";
+import {
+  type ConnectionFlags,
+  clientFrom,
+  connectionOptions,
+  emit,
+  positiveInt,
+  run,
+  usageExitCodes,
+} from "./common.js";
 import { type Column, renderTable } from "./table.js";
 
 export function registerNodesCommand(program: Command): void {
@@ -11,6 +19,26 @@ export function registerNodesCommand(program: Command): void {
         .description("list the nodes of the fleet (from service discovery), with their roles and load"),
     ),
   ).action(run(nodes));
+  usageExitCodes(
+    connectionOptions(
+      program
+        .command("dead-letters")
+        .description(
+          "list jobs given up for good (every delivery crashed its worker, or the bytes could not cross nodes)",
+        )
+        .option("--limit <n>", "at most this many, newest first (default 100)", positiveInt),
+    ),
+  ).action(run(listDeadLetters));
+}
+
+async function listDeadLetters(flags: ConnectionFlags & { limit?: number }): Promise<void> {
+  const { items } = await clientFrom(flags).deadLetters({ limit: flags.limit });
+  emit(flags, {
+    json: items,
+    quiet: items.map((d) => d.jobId),
+    table: () =>
+      items.length === 0 ? "no job has been given up\n" : renderTable(items, DEAD_LETTER_COLUMNS),
+  });
 }
 
 async function nodes(flags: ConnectionFlags): Promise<void> {
@@ -28,6 +56,17 @@ function ago(ms: number): string {
   if (s < 7200) return `${Math.round(s / 60)}m`;
   return s < 172_800 ? `${Math.round(s / 3600)}h` : `${Math.round(s / 86_400)}d`;
 }
+
+const DEAD_LETTER_COLUMNS: Column<DeadLetter>[] = [
+  { header: "AT", value: (d) => d.at },
+  { header: "JOB", value: (d) => d.jobId },
+  { header: "TENANT", value: (d) => d.tenant },
+  { header: "REASON", value: (d) => d.reason },
+  { header: "ATTEMPTS", value: (d) => d.attempts, align: "right" },
+  { header: "WORKER", value: (d) => d.workerNode },
+  { header: "STAGED ON", value: (d) => d.stagedOn },
+  { header: "DETAIL", value: (d) => d.detail },
+];
 
 const NODE_COLUMNS: Column<FleetNode>[] = [
   { header: "NODE", value: (n) => n.id },

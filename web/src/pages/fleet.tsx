@@ -1,10 +1,10 @@
-import type { FleetNode, MetricsOverview, SeriesHistory } from "../../../src/cli/admin/client.js";
+import type { DeadLetter, FleetNode, MetricsOverview, SeriesHistory } from "../../../src/cli/admin/client.js";
 import { SERIES } from "../../../src/ops/series.js";
 import { get, query } from "../api.js";
 import { Badge, Empty, Loaded, PageHeader } from "../components/ui.js";
-import { bytes, duration } from "../format.js";
+import { bytes, dateTime, duration } from "../format.js";
 import { useResource } from "../hooks.js";
-import { type Route, setParams } from "../router.js";
+import { href, type Route, setParams } from "../router.js";
 import { RANGES, RangePicker, REFRESH_MS, SeriesCard } from "./overview.js";
 
 /** Every node from discovery, then one series per node side by side, outliers marked. */
@@ -81,7 +81,68 @@ export function FleetPage({ route }: { route: Route }) {
           </div>
         )}
       </Loaded>
+      <DeadLetters />
     </section>
+  );
+}
+
+/** Jobs the queue gave up for good: what an operator looks at when a customer reports a failed image. */
+function DeadLetters() {
+  const letters = useResource(
+    "dead-letters",
+    (poll) => get<{ items: DeadLetter[] }>("/dead-letters?limit=50", { poll }),
+    REFRESH_MS,
+  );
+  return (
+    <>
+      <h2>Dead letters</h2>
+      <p class="muted">
+        Jobs given up for good: every delivery crashed its worker, or the image could not cross between nodes.
+        Their clients were answered with an error. Kept 30 days.
+      </p>
+      <Loaded resource={letters} what="Loading dead letters">
+        {({ items }) =>
+          items.length === 0 ? (
+            <Empty>No job has been given up.</Empty>
+          ) : (
+            <div class="table-wrap">
+              <table>
+                <thead>
+                  <tr>
+                    <th>When</th>
+                    <th>Job</th>
+                    <th>Tenant</th>
+                    <th>Reason</th>
+                    <th class="num">Attempts</th>
+                    <th>Worker / staged on</th>
+                    <th>Detail</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {items.map((d) => (
+                    <tr key={d.jobId}>
+                      <td>{dateTime(d.at)}</td>
+                      <td class="small">
+                        <code>{d.jobId}</code>
+                      </td>
+                      <td>{d.tenant ? <a href={href(`/tenants/${d.tenant}`)}>{d.tenant}</a> : "—"}</td>
+                      <td>
+                        <Badge tone="red">{d.reason}</Badge>
+                      </td>
+                      <td class="num">{d.attempts}</td>
+                      <td>
+                        {d.workerNode} / {d.stagedOn}
+                      </td>
+                      <td class="small">{d.detail}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )
+        }
+      </Loaded>
+    </>
   );
 }
 
