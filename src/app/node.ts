@@ -97,6 +97,7 @@ async function startParts(
     holder: adapters.nodeId,
     ttlMs: config.fleet.leaseTtlMs,
     logger,
+    report: (name, held) => metrics.leaseHeld.set({ lease: name }, held ? 1 : 0),
     // Taking over a dead holder's work is self-healing: worth an event, never a page.
     onChange: (name, held) =>
       void events.record(

@@ -28,12 +28,15 @@ export class Singletons {
       ttlMs: number;
       logger: Logger;
       onChange?: (name: string, held: boolean) => void;
+      /** Told every singleton's state from its creation on (a metric): unlike onChange, also the first "not held". */
+      report?: (name: string, held: boolean) => void;
     },
   ) {}
 
   create(name: string): Singleton {
-    const { kv, holder, ttlMs, logger, onChange } = this.options;
+    const { kv, holder, ttlMs, logger, onChange, report } = this.options;
     let lease: Lease | null = null;
+    report?.(name, false);
     const singleton: Singleton = {
       name,
       get held() {
@@ -48,7 +51,10 @@ export class Singletons {
           logger,
           onAcquired: () => task.start(),
           onLost: () => task.stop(),
-          onChange: (held) => onChange?.(name, held),
+          onChange: (held) => {
+            report?.(name, held);
+            onChange?.(name, held);
+          },
         });
         await lease.start();
       },

@@ -23,6 +23,12 @@ export function createMetrics() {
       labelNames: ["route", "method", "status"] as const,
       buckets: LATENCY_BUCKETS,
     }),
+    leaseHeld: new Gauge({
+      ...r,
+      name: "imgfleet_lease_held",
+      help: "1 while this node holds a control singleton's lease (outbox-publisher, usage-aggregator, metrics-sampler), 0 while it stands by",
+      labelNames: ["lease"] as const,
+    }),
     inFlight: new Gauge({
       ...r,
       name: "imgfleet_http_in_flight_requests",

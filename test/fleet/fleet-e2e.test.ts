@@ -213,6 +213,20 @@ describe.skipIf(!hasBinaries)("a fleet end to end, through HAProxy", () => {
     ).toEqual(expected);
   });
 
+  it("reports each control singleton's lease held by exactly one node, for Prometheus's lease-missing rule", async () => {
+    const leases = ["outbox-publisher", "usage-aggregator", "metrics-sampler"];
+    const nodes = (["api", "worker", "control"] as const).flatMap((role) => fleet.byRole(role));
+    await vi.waitFor(
+      async () => {
+        const texts = await Promise.all(nodes.map((node) => metricsOf(node.url)));
+        const holders = (lease: string) =>
+          texts.reduce((sum, text) => sum + metricValue(text, "imgfleet_lease_held", { lease }), 0);
+        expect(leases.map(holders)).toEqual([1, 1, 1]);
+      },
+      { timeout: 15_000, interval: 500 },
+    );
+  });
+
   it("bills exactly the requests served: usage rollups by outcome equal what the client saw", async () => {
     logsOnFailure(fleet, "api-1", "api-2", "control-1");
     const ledger = new Ledger();
