@@ -219,6 +219,12 @@ const UsageSchema = z
     reshipAfterMs: z.number().int().min(100).max(3_600_000).default(30_000),
     /** Raw records are kept as gzipped NDJSON per tenant per day for this many days. */
     archiveRetentionDays: z.number().int().min(1).max(3650).default(90),
+    /**
+     * Where the archive lives (default `<dataDir>/usage/archive`). Only the
+     * holder of the usage-aggregator lease writes it: with two control nodes,
+     * a directory both mount keeps one archive when the lease moves.
+     */
+    archiveDir: text().optional(),
     prices: PricesSchema.prefault({}),
   })
   .strict();

@@ -50,7 +50,10 @@ export interface UsageDeps {
 export async function startUsage(deps: UsageDeps): Promise<Usage> {
   const { config, logger } = deps;
   const settings = config.usage;
-  const archive = new UsageArchive(join(config.dataDir, "usage", "archive"), settings.archiveRetentionDays);
+  const archive = new UsageArchive(
+    settings.archiveDir ?? join(config.dataDir, "usage", "archive"),
+    settings.archiveRetentionDays,
+  );
   const aggregator = new UsageAggregator({ ...deps, archive });
   let sweeper: NodeJS.Timeout | undefined;
   await deps.aggregatorLease?.run({

@@ -1,5 +1,9 @@
-import { describe, expect, it, vi } from "vitest";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it, onTestFinished, vi } from "vitest";
 import type { Database } from "../../src/db/database.js";
+import { UsageArchive, utcDay } from "../../src/usage/archive.js";
 import { solidImage } from "../helpers/images.js";
 import { type RunningNode, startNode } from "../helpers/node.js";
 
@@ -173,5 +177,17 @@ describe("usage metering on a running node", () => {
     expect(res.status).toBe(200);
     await flushed(n);
     expect((await rollupsByOutcome(n.node.adapters.db, "anonymous")).ok?.requests).toBe(1);
+  });
+
+  it("archives raw records under usage.archiveDir when it is set (a directory the control nodes share)", async () => {
+    const shared = mkdtempSync(join(tmpdir(), "imgfleet-shared-archive-"));
+    onTestFinished(() => rmSync(shared, { recursive: true, force: true }));
+    const n = await startNode({ usage: { ...FAST_FLUSH.usage, archiveDir: shared } });
+    const res = await n.post("/v1/resize?w=20&format=png", await solidImage(40, 30));
+    expect(res.status).toBe(200);
+    const requestId = res.headers.get("x-request-id");
+    await flushed(n);
+    const records = await new UsageArchive(shared, 30).read(n.tenant, utcDay(Date.now()));
+    expect(records.map((r) => r.id)).toContain(requestId);
   });
 });
