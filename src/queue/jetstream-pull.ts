@@ -156,7 +156,12 @@ export class JetStreamPuller {
     inbox.retired = true;
     const at = this.#all.indexOf(inbox);
     if (at >= 0) this.#all.splice(at, 1);
-    inbox.sub.drain().catch(() => inbox.sub.unsubscribe());
+    // On a closed connection both refuse; there is nothing left to unsubscribe from then.
+    inbox.sub.drain().catch(() => {
+      try {
+        inbox.sub.unsubscribe();
+      } catch {}
+    });
   }
 
   #open(): Inbox {
