@@ -1,10 +1,15 @@
-import { execFile } from "node:child_process";
 import { once } from "node:events";
 import { type AddressInfo, createServer } from "node:net";
-import { join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { parseDuration, parseInstant } from "../../src/cli/admin/durations.js";
 import { renderDetails, renderTable, shortDate } from "../../src/cli/admin/table.js";
+import {
+  runImgfleet as imgfleet,
+  jsonOutput as json,
+  ok,
+  type CliRun as Run,
+  runAgainst,
+} from "../helpers/cli.js";
 import { solidImage } from "../helpers/images.js";
 import { useNode } from "../helpers/node.js";
 
@@ -15,14 +20,7 @@ import { useNode } from "../helpers/node.js";
  * sets up the rest through the admin API directly.
  */
 
-const ROOT = join(import.meta.dirname, "../..");
 const node = useNode();
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 interface TenantJson {
   id: string;
@@ -52,42 +50,6 @@ interface AuditJson {
   action: string;
   target: string | null;
   tenantId: string | null;
-}
-
-/** Runs the CLI with only the IMGFLEET_* variables given here. */
-function imgfleet(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const cleanEnv = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !k.startsWith("IMGFLEET_")),
-  );
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ["--import", "tsx", "src/cli/main.ts", ...args],
-      { cwd: ROOT, env: { ...cleanEnv, ...env }, timeout: 30_000 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === "number" ? error.code : null) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
-
-/** The CLI pointed at the test node with its admin key, through the environment as documented. */
-function cli(...args: string[]): Promise<Run> {
-  return imgfleet(args, { IMGFLEET_URL: node().url, IMGFLEET_ADMIN_KEY: node().adminKey });
-}
-
-/** A successful run's JSON output. */
-function json<T>(run: Run): T {
-  expect(run.stderr, run.stderr).toBe("");
-  expect(run.code).toBe(0);
-  return JSON.parse(run.stdout) as T;
-}
-
-function ok(run: Run): string {
-  expect(run.stderr, run.stderr).toBe("");
-  expect(run.code).toBe(0);
-  return run.stdout;
 }
 
 async function makeTenant(name: string, limits: Partial<TenantJson> = {}): Promise<TenantJson> {
@@ -127,6 +89,9 @@ async function deadPort(): Promise<number> {
   if (address === null || typeof address === "string") throw new Error("expected a TCP address");
   return address.port;
 }
+
+/** The CLI pointed at the test node with its admin key, through the environment as documented. */
+const cli = (...args: string[]): Promise<Run> => runAgainst(node(), args);
 
 describe("admin CLI formatting (in process)", () => {
   it("parses durations with units, refuses bare numbers, and resolves --since 24h to a date-time", () => {

@@ -1,10 +1,9 @@
-import { execFile } from "node:child_process";
-import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Alert } from "../../src/ops/alerts/model.js";
 import type { OpsEvent } from "../../src/ops/events.js";
 import type { DeliveryResult } from "../../src/ops/notify/notifier.js";
 import { type DeadLetter, deadLetters } from "../../src/queue/dead-letters.js";
+import { jsonOutput as json, ok, type CliRun as Run, runAgainst } from "../helpers/cli.js";
 import { type RunningNode, startNode } from "../helpers/node.js";
 import { type Receiver, startReceiver, verifiesWith } from "../helpers/webhook-receiver.js";
 import { message } from "../queue/job-queue.contract.js";
@@ -17,42 +16,13 @@ import { message } from "../queue/job-queue.contract.js";
  * through the CLI.
  */
 
-const ROOT = join(import.meta.dirname, "../..");
 const SECRET = "cli-test-secret-0123456789";
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 let n: RunningNode;
 let receiver: Receiver;
 let alert: Alert;
 
-function cli(...args: string[]): Promise<Run> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("IMGFLEET_")));
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ["--import", "tsx", "src/cli/main.ts", ...args],
-      { cwd: ROOT, env: { ...env, IMGFLEET_URL: n.url, IMGFLEET_ADMIN_KEY: n.adminKey }, timeout: 30_000 },
-      (error, stdout, stderr) => {
-        resolve({ code: error ? (typeof error.code === "number" ? error.code : null) : 0, stdout, stderr });
-      },
-    );
-  });
-}
-
-function ok(run: Run): string {
-  expect(run.stderr, run.stderr).toBe("");
-  expect(run.code).toBe(0);
-  return run.stdout;
-}
-
-function json<T>(run: Run): T {
-  return JSON.parse(ok(run)) as T;
-}
+const cli = (...args: string[]): Promise<Run> => runAgainst(n, args);
 
 beforeAll(async () => {
   receiver = await startReceiver([], { stopAfter: "manual" });

@@ -1,10 +1,9 @@
-import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { si } from "../../src/cli/admin/usage-commands.js";
 import { groupRecords, type MeterRecord } from "../../src/usage/model.js";
 import { rollupStore } from "../../src/usage/rollup-store.js";
+import { ok, type CliRun as Run, runAgainst } from "../helpers/cli.js";
 import { useNode } from "../helpers/node.js";
 
 /**
@@ -13,38 +12,7 @@ import { useNode } from "../helpers/node.js";
  * rollups are written through the aggregator's write path.
  */
 
-const ROOT = join(import.meta.dirname, "../..");
 const node = useNode();
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(...args: string[]): Promise<Run> {
-  const cleanEnv = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !k.startsWith("IMGFLEET_")),
-  );
-  const env = { ...cleanEnv, IMGFLEET_URL: node().url, IMGFLEET_ADMIN_KEY: node().adminKey };
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ["--import", "tsx", "src/cli/main.ts", ...args],
-      { cwd: ROOT, env, timeout: 30_000 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === "number" ? error.code : null) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
-
-function ok(run: Run): string {
-  expect(run.stderr, run.stderr).toBe("");
-  expect(run.code).toBe(0);
-  return run.stdout;
-}
 
 function record(tenant: string, at: string, status: number, inBytes: number, inPixels = 0): MeterRecord {
   return {
@@ -67,6 +35,8 @@ function record(tenant: string, at: string, status: number, inBytes: number, inP
 }
 
 const RANGE = ["--from", "2025-05-01", "--to", "2025-06-01"];
+
+const cli = (...args: string[]): Promise<Run> => runAgainst(node(), args);
 
 describe("imgfleet usage", () => {
   let a: string;

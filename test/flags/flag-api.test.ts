@@ -1,7 +1,6 @@
-import { execFile } from "node:child_process";
-import { join } from "node:path";
 import sharp from "sharp";
 import { describe, expect, it, onTestFinished } from "vitest";
+import { type CliRun as Run, runAgainst } from "../helpers/cli.js";
 import { solidImage } from "../helpers/images.js";
 import { startNode, useNode } from "../helpers/node.js";
 
@@ -11,7 +10,6 @@ import { startNode, useNode } from "../helpers/node.js";
  * `avif-auto` flag is on for.
  */
 
-const ROOT = join(import.meta.dirname, "../..");
 const node = useNode();
 const BROWSER_ACCEPT = "image/avif,image/webp,*/*";
 
@@ -66,6 +64,9 @@ async function autoFormat(url: string, key: string | null): Promise<string> {
   expect((await sharp(body).metadata()).format).toBe(type === "image/avif" ? "heif" : type.split("/")[1]);
   return type;
 }
+
+/** `imgfleet <args>` from source, pointed at the test node through the environment. */
+const cli = (...args: string[]): Promise<Run> => runAgainst(node(), args);
 
 describe("the avif-auto flag over HTTP", () => {
   it("answers WebP while the flag is off, AVIF once it is on for the tenant, and WebP to another tenant at 0%", async () => {
@@ -206,31 +207,6 @@ describe("/admin/v1/flags", () => {
     expect(response.status).toBe(403);
   });
 });
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** `imgfleet <args>` from source, pointed at the test node through the environment. */
-function cli(...args: string[]): Promise<Run> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("IMGFLEET_")));
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ["--import", "tsx", "src/cli/main.ts", ...args],
-      {
-        cwd: ROOT,
-        env: { ...env, IMGFLEET_URL: node().url, IMGFLEET_ADMIN_KEY: node().adminKey },
-        timeout: 30_000,
-      },
-      (error, stdout, stderr) => {
-        resolve({ code: error ? (typeof error.code === "number" ? error.code : null) : 0, stdout, stderr });
-      },
-    );
-  });
-}
 
 describe("imgfleet flags", () => {
   it("sets a tenant override and a rollout, lists them, and unsets them", async () => {

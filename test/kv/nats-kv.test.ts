@@ -18,6 +18,23 @@ async function connectTo(urls: string[], name: string): Promise<NatsConnection> 
   return connectNats({ servers: urls, name, connectTimeoutMs: 2000, attempts: 3 });
 }
 
+/** A fresh bucket (replicated on every server) on a fresh cluster of `size` servers, all closed with the test. */
+async function bucketOnFreshCluster(size: 1 | 3, client: string, maxEntries = 100) {
+  const nats = await natsForTest(size);
+  const nc = await connectTo(nats.urls, client);
+  onTestFinished(() => nc.close());
+  const bucket = bucketName();
+  const kv = await NatsKeyValue.open(nc, {
+    bucket,
+    maxEntries,
+    maxAgeMs: 0,
+    maxValueBytes: 1024,
+    replicas: size,
+  });
+  onTestFinished(() => kv.close());
+  return { nats, nc, bucket, kv };
+}
+
 describe.skipIf(!hasNats)("NATS KV on one server", () => {
   let nats: NatsCluster;
   let nc: NatsConnection;
@@ -86,17 +103,7 @@ describe.skipIf(!hasNats)("NATS KV on one server", () => {
 
 describe.skipIf(!hasNats)("NATS KV across a restart", () => {
   it("a watch goes on after its server is killed and restarted", async () => {
-    const nats = await natsForTest(1);
-    const nc = await connectTo(nats.urls, "kv-restart");
-    onTestFinished(() => nc.close());
-    const kv = await NatsKeyValue.open(nc, {
-      bucket: bucketName(),
-      maxEntries: 100,
-      maxAgeMs: 0,
-      maxValueBytes: 1024,
-      replicas: 1,
-    });
-    onTestFinished(() => kv.close());
+    const { nats, kv } = await bucketOnFreshCluster(1, "kv-restart");
     await kv.put("k.before", "1");
     const seen: KvChange[] = [];
     const watch = await kv.watch("k.", (c) => seen.push(c));
@@ -123,18 +130,7 @@ describe.skipIf(!hasNats)("NATS KV across a restart", () => {
 
 describe.skipIf(!hasNats)("NATS KV on a 3-server cluster, replicas 3", () => {
   it("keeps every value when one server is killed, and reads and writes work again within seconds", async () => {
-    const nats = await natsForTest(3);
-    const nc = await connectTo(nats.urls, "kv-cluster");
-    onTestFinished(() => nc.close());
-    const bucket = bucketName();
-    const kv = await NatsKeyValue.open(nc, {
-      bucket,
-      maxEntries: 1000,
-      maxAgeMs: 0,
-      maxValueBytes: 1024,
-      replicas: 3,
-    });
-    onTestFinished(() => kv.close());
+    const { nats, nc, bucket, kv } = await bucketOnFreshCluster(3, "kv-cluster", 1000);
     const written = new Map<string, string>();
     for (let i = 0; i < 50; i++) {
       written.set(`node.${i}`, JSON.stringify({ i }));
@@ -162,17 +158,7 @@ describe.skipIf(!hasNats)("NATS KV on a 3-server cluster, replicas 3", () => {
   });
 
   it("a watch keeps delivering after the server its client used is killed", async () => {
-    const nats = await natsForTest(3);
-    const nc = await connectTo(nats.urls, "kv-cluster-watch");
-    onTestFinished(() => nc.close());
-    const kv = await NatsKeyValue.open(nc, {
-      bucket: bucketName(),
-      maxEntries: 100,
-      maxAgeMs: 0,
-      maxValueBytes: 1024,
-      replicas: 3,
-    });
-    onTestFinished(() => kv.close());
+    const { nats, nc, kv } = await bucketOnFreshCluster(3, "kv-cluster-watch");
     await kv.put("flag.a", "on");
     const seen: KvChange[] = [];
     const watch = await kv.watch("flag.", (c) => seen.push(c));

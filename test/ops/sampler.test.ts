@@ -1,6 +1,4 @@
-import { execFile } from "node:child_process";
 import { once } from "node:events";
-import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
 import { fleetValues, nodeValues, quantile, windowOf } from "../../src/ops/derive-series.js";
 import type { HistoryStore } from "../../src/ops/history-store.js";
@@ -8,10 +6,10 @@ import { outliers, sentence } from "../../src/ops/metric-summary.js";
 import { parsePrometheusText } from "../../src/ops/prometheus-text.js";
 import { FLEET_NODE, type MetricPoint, type SeriesName } from "../../src/ops/series.js";
 import { formatBand, formatValue, sparkline } from "../../src/ops/units.js";
+import { ok, type CliRun as Run, runAgainst } from "../helpers/cli.js";
 import { slowJob, solidImage } from "../helpers/images.js";
 import { poolOf, type RunningNode, startNode } from "../helpers/node.js";
 
-const ROOT = join(import.meta.dirname, "../..");
 const HOUR = 3_600_000;
 /** Seeding to the last CLI call takes well under this, even on a busy machine. */
 const HOUR_MARGIN_MS = 60_000;
@@ -60,6 +58,9 @@ function exposition(o: {
 function scrape(node: string, at: number, text: string) {
   return { node, at, exposition: parsePrometheusText(text) };
 }
+
+/** The CLI pointed at the node; a generous bound, as the suite runs beside a sampling node. */
+const cli = (n: RunningNode, ...args: string[]): Promise<Run> => runAgainst(n, args, 60_000);
 
 describe("deriving series from two scrapes", () => {
   it("interpolates percentiles within the bucket, as histogram_quantile does", () => {
@@ -181,33 +182,6 @@ describe("summaries", () => {
     expect(at([80, 400])).toEqual([]);
   });
 });
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The CLI as a child process from source, pointed at the node through the environment. */
-function cli(n: RunningNode, ...args: string[]): Promise<Run> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("IMGFLEET_")));
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ["--import", "tsx", "src/cli/main.ts", ...args],
-      { cwd: ROOT, env: { ...env, IMGFLEET_URL: n.url, IMGFLEET_ADMIN_KEY: n.adminKey }, timeout: 60_000 },
-      (error, stdout, stderr) => {
-        resolve({ code: error ? (typeof error.code === "number" ? error.code : null) : 0, stdout, stderr });
-      },
-    );
-  });
-}
-
-function ok(run: Run): string {
-  expect(run.stderr, run.stderr).toBe("");
-  expect(run.code).toBe(0);
-  return run.stdout;
-}
 
 async function pointsSince(history: HistoryStore, series: SeriesName, node: string, since: number) {
   return history.points(series, { node, since });
