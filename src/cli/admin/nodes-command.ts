@@ -9,7 +9,7 @@ import {
   run,
   usageExitCodes,
 } from "./common.js";
-import { type Column, renderTable } from "./table.js";
+import { type Column, renderTable, shortDate } from "./table.js";
 
 export function registerNodesCommand(program: Command): void {
   usageExitCodes(
@@ -58,7 +58,7 @@ function ago(ms: number): string {
 }
 
 const DEAD_LETTER_COLUMNS: Column<DeadLetter>[] = [
-  { header: "AT", value: (d) => d.at },
+  { header: "AT", value: (d) => shortDate(d.at, true) },
   { header: "JOB", value: (d) => d.jobId },
   { header: "TENANT", value: (d) => d.tenant },
   { header: "REASON", value: (d) => d.reason },
