@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { Config } from "../config/schema.js";
+import { type Config, resolveRoles } from "../config/schema.js";
 import { NatsKeyValue } from "../kv/nats-kv.js";
 import { connectNats, serverVersionWarning } from "../nats/connection.js";
 import { retryTransient } from "../nats/jetstream-errors.js";
@@ -85,7 +85,7 @@ export async function createFleetAdapters(config: Readonly<Config>, logger: Logg
       // progress every 2 s (working()), so this need not cover a whole job, only a missed signal or two.
       ackWaitMs: ACK_WAIT_MS,
       // Admission reads the stats on every request; other roles only report them (health, metrics).
-      statsRefreshMs: config.roles.some((r) => r === "api" || r === "all")
+      statsRefreshMs: resolveRoles(config).has("api")
         ? ADMISSION_STATS_REFRESH_MS
         : REPORTED_STATS_REFRESH_MS,
       logger,

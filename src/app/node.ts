@@ -2,7 +2,7 @@ import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
 import { buildApi } from "../api/server.js";
-import { type Config, ROLES, type Role } from "../config/schema.js";
+import { type Config, type Role, resolveRoles } from "../config/schema.js";
 import { type Flags, startFlags } from "../flags/flags.js";
 import { Discovery, type NodeInfo } from "../fleet/discovery.js";
 import { Singletons } from "../fleet/singletons.js";
@@ -49,10 +49,6 @@ export interface ImgfleetNode {
    * hand over leases. Resolves true when everything finished in time.
    */
   stop(): Promise<boolean>;
-}
-
-export function resolveRoles(config: Readonly<Config>): Set<Role> {
-  return new Set(config.roles.includes("all") ? ROLES : (config.roles as Role[]));
 }
 
 /** The composition root: wires the roles of one node from config, embedded or fleet. */

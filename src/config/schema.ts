@@ -426,3 +426,8 @@ export const ConfigSchema = z
 
 export type Config = z.infer<typeof ConfigSchema>;
 export type ImageLimits = Config["limits"];
+
+/** The roles a node runs: `all` (embedded) is every one of them. */
+export function resolveRoles(config: Readonly<Config>): Set<Role> {
+  return new Set(config.roles.includes("all") ? ROLES : (config.roles as Role[]));
+}

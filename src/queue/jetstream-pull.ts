@@ -97,11 +97,12 @@ export class JetStreamPuller {
   readonly #api: string;
   readonly #idle: Inbox[] = [];
   readonly #all: Inbox[] = [];
+  /** Started with the first pull: a node that only enqueues (an API node) never needs it. */
+  #reconnects: Promise<void> | undefined;
 
   constructor(nc: NatsConnection, stream: string, durable: string, apiPrefix = "$JS.API") {
     this.#nc = nc;
     this.#api = `${apiPrefix}.CONSUMER.MSG.NEXT.${stream}.${durable}`;
-    void this.#abandonOnReconnect();
   }
 
   /** The next message, or null when the request expired empty, was lost or `signal` aborted it. */
@@ -165,6 +166,7 @@ export class JetStreamPuller {
   }
 
   #open(): Inbox {
+    this.#reconnects ??= this.#abandonOnReconnect();
     const subject = createInbox();
     const inbox: Inbox = {
       subject,

@@ -1,3 +1,5 @@
+import type { Problem as AdminProblem } from "../../src/cli/admin/client.js";
+
 /**
  * The console's only way to the server: the admin API under /admin/v1 (the
  * same one the CLI uses), authenticated by the session cookie, with the
@@ -7,14 +9,8 @@
 
 export const ADMIN = "/admin/v1";
 
-export interface Problem {
-  type?: string;
-  title?: string;
-  status?: number;
-  detail?: string;
-  errors?: string[];
-  reason?: string;
-}
+/** The problem+json document, as the CLI reads it, plus the `reason` a session problem carries. */
+export type Problem = AdminProblem & { reason?: string };
 
 export class ApiError extends Error {
   constructor(

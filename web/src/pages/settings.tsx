@@ -1,3 +1,4 @@
+import type { Versions } from "../../../src/report/versions.js";
 import { ADMIN, get, type SessionView } from "../api.js";
 import { Loaded, PageHeader } from "../components/ui.js";
 import { dateTime, duration } from "../format.js";
@@ -5,15 +6,7 @@ import { useResource } from "../hooks.js";
 
 interface ConfigView {
   node: { id: string; roles: string[]; fleet: boolean; startedAt: string };
-  versions: {
-    imgfleet: string;
-    node: string;
-    os: string;
-    sharp: string;
-    libvips: string;
-    natsServer: string | null;
-    database: { kind: string; version: string };
-  };
+  versions: Versions;
   config: unknown;
 }
 
