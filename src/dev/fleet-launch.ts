@@ -1,5 +1,6 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { delay } from "../util/time.js";
 import type { DevFleet, DevFleetOptions, FleetBinaries } from "./fleet.js";
 import { PostgresMember, SpawnedMember, type SpawnSpec, stopRecords } from "./fleet-members.js";
 import {
@@ -16,7 +17,7 @@ import {
 import { type FleetFile, type FleetProcessRecord, writeFleetFile } from "./fleet-state.js";
 import { apiServerStates, renderHaproxyConfig } from "./haproxy-config.js";
 import { startPostgresServer } from "./postgres-server.js";
-import { freePorts, processStartTime, sleep, waitUntilReady } from "./processes.js";
+import { freePorts, processStartTime, waitUntilReady } from "./processes.js";
 
 /**
  * One start of a dev fleet: spawns in dependency order (NATS and PostgreSQL,
@@ -267,7 +268,7 @@ export class Launch {
         if (key) return key;
       }
       if (Date.now() >= until) return null;
-      await sleep(100);
+      await delay(100);
     }
   }
 

@@ -3,6 +3,7 @@ import { once } from "node:events";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { delay } from "../util/time.js";
 import { freePort } from "./ports.js";
 import { findBinary } from "./processes.js";
 
@@ -164,7 +165,7 @@ async function waitReady(server: NatsServerProcess, child: ChildProcess): Promis
       .then((r) => r.ok)
       .catch(() => false);
     if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
+    await delay(50);
   }
   throw new Error(
     `nats-server ${server.name} not ready after ${READY_TIMEOUT_MS} ms:\n${server.logs().join("\n")}`,
@@ -200,7 +201,7 @@ export async function waitForMetaLeader(
         .catch(() => undefined);
       if (leader) return leader;
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await delay(100);
   }
   throw new Error(`the NATS cluster elected no JetStream leader within ${timeoutMs} ms`);
 }

@@ -4,13 +4,13 @@ import { chown, mkdir, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
+import { delay } from "../util/time.js";
 import {
   freePorts,
   isExecutable,
   logTail,
   processStartTime,
   type Spawned,
-  sleep,
   spawnDetached,
 } from "./processes.js";
 
@@ -317,7 +317,7 @@ export async function waitUntilAccepting(url: string, timeoutMs = STARTUP_TIMEOU
     } catch (err) {
       last = err;
     }
-    await sleep(50);
+    await delay(50);
   }
   throw new Error(`PostgreSQL at ${url} did not accept connections within ${timeoutMs} ms`, {
     cause: last,

@@ -3,6 +3,7 @@ import { accessSync, closeSync, constants, openSync, readFileSync } from "node:f
 import { open } from "node:fs/promises";
 import net from "node:net";
 import { delimiter, join } from "node:path";
+import { delay } from "../util/time.js";
 
 /**
  * Detached processes for the dev fleet: each in its own process group, its
@@ -200,7 +201,7 @@ export async function waitUntilGone(record: PidRecord, timeoutMs: number): Promi
   const deadline = Date.now() + timeoutMs;
   while (isAlive(record.pid, record.startTime)) {
     if (Date.now() >= deadline) return false;
-    await sleep(POLL_MS / 2);
+    await delay(POLL_MS / 2);
   }
   return true;
 }
@@ -252,7 +253,7 @@ export async function waitUntilReady(wait: ReadyWait): Promise<void> {
       last = error;
     }
     if (Date.now() >= wait.deadline) throw await startError(wait, "was not ready in time", last);
-    await sleep(POLL_MS);
+    await delay(POLL_MS);
   }
 }
 
@@ -301,8 +302,4 @@ export async function freePorts(count: number): Promise<number[]> {
   } finally {
     await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   }
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

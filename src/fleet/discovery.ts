@@ -1,7 +1,8 @@
 import type { Logger } from "pino";
 import type { Role } from "../config/schema.js";
 import type { KeyValue } from "../kv/key-value.js";
-import { jitteredBackoffMs } from "../util/backoff.js";
+import { jittered, jitteredBackoffMs } from "../util/backoff.js";
+import { delay } from "../util/time.js";
 
 /** What a node says about itself in discovery. */
 export interface NodeInfo {
@@ -48,7 +49,7 @@ export class Discovery {
   /** Registers (retrying briefly while the bucket's servers settle), then keeps registering. */
   async start(): Promise<void> {
     for (let attempt = 1; !(await this.#round()) && attempt < START_ATTEMPTS; attempt++) {
-      await new Promise((resolve) => setTimeout(resolve, jitteredBackoffMs(attempt, 200, 2000)));
+      await delay(jitteredBackoffMs(attempt, 200, 2000));
     }
     this.#schedule();
   }
@@ -83,10 +84,9 @@ export class Discovery {
   }
 
   #schedule(): void {
-    const jitter = 0.9 + Math.random() * 0.2;
     this.#timer = setTimeout(
       () => void this.#round().finally(() => this.#schedule()),
-      this.options.refreshMs * jitter,
+      jittered(this.options.refreshMs, 0.1),
     );
     this.#timer.unref();
   }

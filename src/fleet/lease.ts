@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { KeyValue } from "../kv/key-value.js";
+import { jittered } from "../util/backoff.js";
 
 export interface LeaseOptions {
   kv: KeyValue;
@@ -63,10 +64,7 @@ export class Lease {
   #schedule(): void {
     if (this.#stopped) return;
     const every = this.options.ttlMs / 3;
-    this.#timer = setTimeout(
-      () => void this.#tick().finally(() => this.#schedule()),
-      every * (0.9 + Math.random() * 0.2),
-    );
+    this.#timer = setTimeout(() => void this.#tick().finally(() => this.#schedule()), jittered(every, 0.1));
     this.#timer.unref();
   }
 

@@ -2,6 +2,7 @@ import { INTERNAL_PREFIX } from "../api/routes/internal.js";
 import { signRequest } from "../fleet/cluster-auth.js";
 import type { JobMessage, StagedRef } from "../queue/job-queue.js";
 import { jitteredBackoffMs } from "../util/backoff.js";
+import { delay } from "../util/time.js";
 import type { JobDataPath } from "./data-path.js";
 import { InternalHttpClient, type InternalResponse, ResponseTooLargeError } from "./internal-http.js";
 import type { JobOutcome } from "./job-outcome.js";
@@ -103,7 +104,7 @@ export class HttpDataPath implements JobDataPath {
       }
       const pause = jitteredBackoffMs(attempt, 50, 2000);
       if (now() + pause >= deadline) break;
-      await new Promise((resolve) => setTimeout(resolve, pause));
+      await delay(pause);
     }
     throw new Error(
       `could not ${method === "GET" ? "fetch the staged input from" : "post the result to"} ${base} before the job's deadline`,

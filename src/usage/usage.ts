@@ -4,6 +4,7 @@ import type { Config } from "../config/schema.js";
 import type { Database } from "../db/database.js";
 import type { Singleton } from "../fleet/singletons.js";
 import type { UsageMetrics } from "../metrics/usage-metrics.js";
+import { delay } from "../util/time.js";
 import { UsageAggregator } from "./aggregator.js";
 import { UsageArchive } from "./archive.js";
 import { UsageMeter } from "./meter.js";
@@ -109,7 +110,7 @@ function pipeline(
       await shipper.round();
       if (spool.pending().length === 0) return true;
       if (Date.now() >= deadline) return false;
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await delay(20);
     }
   };
   return {

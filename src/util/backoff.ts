@@ -5,5 +5,10 @@
  */
 export function jitteredBackoffMs(failures: number, baseMs: number, maxMs: number): number {
   const exponential = Math.min(maxMs, baseMs * 2 ** Math.min(Math.max(0, failures - 1), 30));
-  return exponential * (0.75 + Math.random() * 0.5);
+  return jittered(exponential, 0.25);
+}
+
+/** `ms` spread at random over ±`spread` (0.1 = ±10%), so that periodic work of many nodes does not fall in step. */
+export function jittered(ms: number, spread: number): number {
+  return ms * (1 - spread + Math.random() * 2 * spread);
 }

@@ -18,7 +18,8 @@ import {
   productionHaproxyConfig,
   renderHaproxyConfig,
 } from "../../src/dev/haproxy-config.js";
-import { isAlive, MissingBinaryError, processStartTime, sleep } from "../../src/dev/processes.js";
+import { isAlive, MissingBinaryError, processStartTime } from "../../src/dev/processes.js";
+import { delay } from "../../src/util/time.js";
 
 /**
  * The dev fleet's infrastructure for real — 3 clustered nats-server,
@@ -91,7 +92,7 @@ async function eventually(what: string, check: () => Promise<boolean>, timeoutMs
   const deadline = Date.now() + timeoutMs;
   while (!(await check().catch(() => false))) {
     if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
-    await sleep(100);
+    await delay(100);
   }
 }
 
