@@ -262,17 +262,22 @@ export class NatsWatch implements KvWatch {
   /** Retries #open with backoff until it succeeds, the watch stops, or a newer resync takes over. */
   async #reopen(): Promise<void> {
     const attempt = ++this.#reopens;
-    const current = () => !this.#stopped && !this.bucket.nc.isClosed() && attempt === this.#reopens;
-    for (let failures = 1; current(); failures++) {
+    await this.#retrying(
+      () => !this.#stopped && !this.bucket.nc.isClosed() && attempt === this.#reopens,
+      "KV watch could not restart (retrying); this node's view of the bucket is stale until it does",
+      () => this.#open(),
+    );
+  }
+
+  /** Runs `step` until it succeeds or `wanted()` turns false, logging each failure and backing off with jitter. */
+  async #retrying(wanted: () => boolean, failed: string, step: () => Promise<void>): Promise<void> {
+    for (let failures = 1; wanted(); failures++) {
       try {
-        await this.#open();
+        await step();
         return;
       } catch (error) {
         const waitMs = jitteredBackoffMs(failures, 250, MAX_WATCH_RESTART_WAIT_MS);
-        this.bucket.logger?.warn(
-          { err: error, stream: this.bucket.stream, waitMs },
-          "KV watch could not restart (retrying); this node's view of the bucket is stale until it does",
-        );
+        this.bucket.logger?.warn({ err: error, stream: this.bucket.stream, waitMs }, failed);
         await delay(waitMs);
       }
     }
@@ -297,12 +302,15 @@ export class NatsWatch implements KvWatch {
    * because a deletion missed here would never be delivered.
    */
   async #dropVanished(run: number): Promise<void> {
-    for (let failures = 1; !this.#stopped && run === this.#run; failures++) {
-      try {
+    const current = () => !this.#stopped && run === this.#run;
+    await this.#retrying(
+      current,
+      "KV watch could not check for keys deleted while it was away (retrying)",
+      async () => {
         const info = await this.bucket.jsm.streams.info(this.bucket.stream, {
           subjects_filter: filterFor(this.bucket, this.prefix),
         });
-        if (this.#stopped || run !== this.#run) return;
+        if (!current()) return;
         const present = new Set(
           Object.keys(info.state.subjects ?? {}).map((s) => s.slice(this.bucket.subjectPrefix.length)),
         );
@@ -313,16 +321,8 @@ export class NatsWatch implements KvWatch {
           this.#keys.set(key, { revision: floor, live: false });
           this.#emit({ key, value: null, revision: this.#lastRevision });
         }
-        return;
-      } catch (error) {
-        const waitMs = jitteredBackoffMs(failures, 250, MAX_WATCH_RESTART_WAIT_MS);
-        this.bucket.logger?.warn(
-          { err: error, stream: this.bucket.stream, waitMs },
-          "KV watch could not check for keys deleted while it was away (retrying)",
-        );
-        await delay(waitMs);
-      }
-    }
+      },
+    );
   }
 
   #emit(change: KvChange): void {
