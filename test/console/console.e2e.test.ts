@@ -7,6 +7,7 @@ import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FLEET_NODE, type MetricPoint, type SeriesName } from "../../src/ops/series.js";
 import { deadLetters } from "../../src/queue/dead-letters.js";
+import { isCI } from "../helpers/ci.js";
 import { ensureConsoleBuilt } from "../helpers/console-build.js";
 import { splitImage } from "../helpers/images.js";
 import { type RunningNode, startNode } from "../helpers/node.js";
@@ -47,8 +48,7 @@ const CHROMIUM_MISSING = `${CHROMIUM} not found; install the Debian package 'chr
 const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) {
   // CI installs the package (.ci/run): a missing browser there is a broken setup, not a reason to skip.
-  if (process.env.CI === "true")
-    throw new Error(`the console suite needs Chromium in CI: ${CHROMIUM_MISSING}`);
+  if (isCI()) throw new Error(`the console suite needs Chromium in CI: ${CHROMIUM_MISSING}`);
   console.warn(`\n*** SKIPPED: web console suite — ${CHROMIUM_MISSING} ***\n`);
 }
 const pageErrors: string[] = [];

@@ -1,6 +1,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { isCI } from "../helpers/ci.js";
 
 /**
  * deploy/prometheus/imgfleet-alerts.yml through Prometheus's own tool: the
@@ -14,7 +15,7 @@ const MISSING = "promtool not found; install the Debian package 'prometheus'";
 
 const hasPromtool = spawnSync("promtool", ["--version"], { stdio: "ignore" }).status === 0;
 if (!hasPromtool) {
-  if (process.env.CI === "true") throw new Error(`${MISSING} (required in CI)`);
+  if (isCI()) throw new Error(`${MISSING} (required in CI)`);
   console.warn(`\n*** SKIPPED: Prometheus rule tests — ${MISSING} ***\n`);
 }
 

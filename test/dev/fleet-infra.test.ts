@@ -20,6 +20,7 @@ import {
 } from "../../src/dev/haproxy-config.js";
 import { isAlive, MissingBinaryError, processStartTime } from "../../src/dev/processes.js";
 import { delay } from "../../src/util/time.js";
+import { isCI } from "../helpers/ci.js";
 
 /**
  * The dev fleet's infrastructure for real — 3 clustered nats-server,
@@ -38,7 +39,7 @@ const missing = (() => {
   }
 })();
 if (missing) {
-  if (process.env.CI === "true") throw new Error(`${missing} (required in CI)`);
+  if (isCI()) throw new Error(`${missing} (required in CI)`);
   console.warn(`\n*** SKIPPED: dev fleet suites — ${missing} ***\n`);
 }
 

@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { isCI } from "./ci.js";
 
 /** The shared photo corpus, outside the project; CORPUS_DIR overrides the default path. */
 export const CORPUS_DIR = resolve(
@@ -9,7 +10,7 @@ export const CORPUS_DIR = resolve(
 const present = existsSync(join(CORPUS_DIR, "good"));
 if (!present) {
   const message = `corpus not found at ${CORPUS_DIR}; set CORPUS_DIR to the shared corpus directory`;
-  if (process.env.CI === "true") throw new Error(`${message} (CI=true: a missing corpus is a failure)`);
+  if (isCI()) throw new Error(`${message} (under CI a missing corpus is a failure)`);
   console.warn(`\n*** SKIPPED: suites that need real photos — ${message} ***\n`);
 }
 

@@ -11,6 +11,7 @@ import {
   startDevFleet,
   stopDevFleet,
 } from "../../src/dev/fleet.js";
+import { isCI } from "./ci.js";
 
 /**
  * What the suites that run a whole dev fleet (3 NATS servers, PostgreSQL, API,
@@ -36,7 +37,7 @@ export function hasFleetBinaries(suite: string): boolean {
     findFleetBinaries();
     return true;
   } catch (error) {
-    if (process.env.CI === "true") throw error;
+    if (isCI()) throw error;
     console.warn(`\n*** SKIPPED: ${suite} — ${(error as Error).message} ***\n`);
     return false;
   }

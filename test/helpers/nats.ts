@@ -5,6 +5,7 @@ import {
   type NatsCluster,
   startNatsCluster,
 } from "../../src/dev/nats-cluster.js";
+import { isCI } from "./ci.js";
 
 /**
  * Real nats-server processes for the fleet suites. Outside CI a missing
@@ -12,7 +13,7 @@ import {
  */
 export const hasNats = findNatsServer() !== undefined;
 if (!hasNats) {
-  if (process.env.CI === "true") throw new Error(`${NATS_MISSING} (required in CI)`);
+  if (isCI()) throw new Error(`${NATS_MISSING} (required in CI)`);
   console.warn(`\n*** SKIPPED: NATS suites — ${NATS_MISSING} ***\n`);
 }
 

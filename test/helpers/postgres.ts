@@ -12,6 +12,7 @@ import {
   type PostgresServer,
   startPostgresServer,
 } from "../../src/dev/postgres-server.js";
+import { isCI } from "./ci.js";
 
 /**
  * Real, throwaway PostgreSQL servers for tests: each one a fresh cluster in a
@@ -31,7 +32,7 @@ const SKIPPED_LINE =
 export const hasPostgres = findPostgresBinDir() !== undefined;
 if (!hasPostgres) {
   // CI installs the package (.ci/run): a missing server there is a broken setup, not a reason to skip.
-  if (process.env.CI === "true") {
+  if (isCI()) {
     throw new Error(
       "PostgreSQL is required in CI but initdb was found neither on PATH nor in /usr/lib/postgresql/*/bin",
     );

@@ -1,0 +1,11 @@
+/**
+ * Whether the tests run under CI. CI systems set `CI` to `true`, `1`, `yes`
+ * or their own name; any non-empty value counts, except an explicit `false`
+ * or `0` (case and surrounding spaces ignored). Under CI a missing system
+ * package fails its suite instead of skipping it, and vitest writes the
+ * JUnit report `.ci/run` counts.
+ */
+export function isCI(env: Readonly<Record<string, string | undefined>> = process.env): boolean {
+  const value = env.CI?.trim().toLowerCase() ?? "";
+  return value !== "" && value !== "false" && value !== "0";
+}
