@@ -1,4 +1,5 @@
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
 import type { Database, SqlExecutor } from "./database.js";
 
@@ -13,14 +14,29 @@ const INT8_OID = 20;
 export class PgliteDatabase implements Database {
   readonly kind = "pglite";
 
-  private constructor(private readonly pg: PGlite) {}
+  private constructor(
+    private readonly pg: PGlite,
+    /** Where its files are (as configured), or `memory://…`. */
+    readonly location: string,
+  ) {}
 
   /** `memory://` keeps everything in memory (tests); otherwise a directory, created when missing. */
   static async open(dataDir: string): Promise<PgliteDatabase> {
     if (!dataDir.startsWith("memory://")) await mkdir(dataDir, { recursive: true });
     const pg = new PGlite(dataDir, { parsers: { [INT8_OID]: Number } });
     await pg.waitReady;
-    return new PgliteDatabase(pg);
+    return new PgliteDatabase(pg, dataDir);
+  }
+
+  /**
+   * "PGlite 0.3.16 (PostgreSQL 17.5 in WebAssembly), embedded in data/pglite": what runs,
+   * in words. `SELECT version()` alone names the WebAssembly build's host ("… on aarch64
+   * … 32-bit"), which describes neither this machine nor the embedding.
+   */
+  async describe(): Promise<string> {
+    const [row] = await this.query<{ server_version: string }>("SHOW server_version");
+    const where = this.location.startsWith("memory://") ? "in memory" : `embedded in ${this.location}`;
+    return `PGlite ${await pgliteVersion()} (PostgreSQL ${row?.server_version ?? "unknown"} in WebAssembly), ${where}`;
   }
 
   async query<Row>(sql: string, params: readonly unknown[] = []): Promise<Row[]> {
@@ -43,5 +59,18 @@ export class PgliteDatabase implements Database {
 
   async close(): Promise<void> {
     if (!this.pg.closed) await this.pg.close();
+  }
+}
+
+/** The installed PGlite's version, from its package.json (the package exports no version constant). */
+async function pgliteVersion(): Promise<string> {
+  try {
+    const entry = import.meta.resolve("@electric-sql/pglite");
+    const manifest = JSON.parse(await readFile(fileURLToPath(new URL("../package.json", entry)), "utf8")) as {
+      version?: unknown;
+    };
+    return typeof manifest.version === "string" ? manifest.version : "unknown";
+  } catch {
+    return "unknown";
   }
 }

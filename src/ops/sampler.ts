@@ -58,7 +58,9 @@ export class Sampler {
   async start(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
-    this.#schedule(this.options.settings.sampleIntervalMs);
+    // The first round at once: a node that just started (or took over the lease) shows its
+    // gauges right away and its rates one interval later, instead of nothing for two intervals.
+    this.#schedule(0);
   }
 
   /** Stops sampling; resolves once a round in progress has written its points. */

@@ -2,6 +2,7 @@ import { statfs } from "node:fs/promises";
 import type { Registry } from "prom-client";
 import type { Config } from "../config/schema.js";
 import type { Database } from "../db/database.js";
+import { PgliteDatabase } from "../db/pglite-database.js";
 import type { FlagView } from "../flags/flag-admin.js";
 import type { LiveNode } from "../fleet/discovery.js";
 import type { OpsEvent } from "../ops/events.js";
@@ -166,6 +167,7 @@ export async function channelSecrets(db: Database): Promise<string[]> {
 }
 
 export async function databaseVersion(db: Database): Promise<string> {
+  if (db instanceof PgliteDatabase) return db.describe();
   const [row] = await db.query<{ version: string }>("SELECT version() AS version");
   return row?.version ?? "unknown";
 }
