@@ -167,7 +167,7 @@ export class JetStreamJobQueue implements JobQueue {
         timeout: publishTimeoutMs,
         expect: { streamName: stream },
       });
-      if (!ack.duplicate) this.#stats.enqueued(message.enqueuedAt);
+      if (!ack.duplicate) this.#stats.enqueued();
     } catch (error) {
       throw this.#publishError(error);
     }
@@ -414,6 +414,14 @@ async function ensureConsumer(jsm: JetStreamManager, o: Resolved): Promise<void>
  * Every snapshot is applied, plus the local changes made while it was being
  * requested (they may or may not be in it; counting them keeps admission on
  * the safe side, and the next snapshot corrects any double count).
+ * Between snapshots this node's own enqueues are not added to the depth: an
+ * API node never sees the workers' deliveries, so adding them made the
+ * estimate grow with its request rate (one per enqueue per refresh
+ * interval) instead of with the queue, and refuse requests with the queue
+ * nearly empty. Admission therefore reads the stream's real pending count
+ * at most one refresh old, and the stream's own `max_msgs` still refuses
+ * (QueueFullError, 503) what arrives over the capacity in between. A
+ * worker's own deliveries are certain, so they are subtracted at once.
  * Failed refreshes keep the last values; the first of a run is logged.
  */
 class StatsCache {
@@ -444,10 +452,9 @@ class StatsCache {
     };
   }
 
-  enqueued(enqueuedAt: number): void {
+  /** Counted only against the snapshot in flight, if any (see the class comment): never between snapshots. */
+  enqueued(): void {
     this.#changes.enqueued++;
-    if (this.#depth === 0) this.#oldestEnqueuedAt = enqueuedAt;
-    this.#depth++;
   }
 
   /** The server refused a message: count the queue as full until the next snapshot. */

@@ -99,12 +99,59 @@ describe.runIf(hasNats)("JetStreamJobQueue", () => {
       await queue.enqueue(m);
       await queue.enqueue(m);
       expect(await storedMessages(jsm, o.stream)).toBe(1);
-      expect(queue.stats().depth).toBe(1);
+      // The depth comes from the stream (the next stats refresh), never from counting enqueues.
+      await expect.poll(() => queue.stats().depth, { timeout: 10_000 }).toBe(1);
       const d = await queue.pull(signal());
       expect([d?.message.id, d?.attempt]).toEqual([m.id, 1]);
       await d?.ack();
       expect(await storedMessages(jsm, o.stream)).toBe(0);
       await expectNothingNow(queue);
+    });
+
+    it("an API node's depth follows the stream, not its own enqueue rate", async () => {
+      // One node only enqueues (an API node), another pulls and acks on four lanes (a worker node),
+      // fast enough that hardly anything waits. The API node never sees those deliveries.
+      const o = options({ capacity: 10_000, statsRefreshMs: 250 });
+      const api = await open(nc, o);
+      const worker = await open(await connectTo(cluster), o);
+      const stop = new AbortController();
+      const lane = async () => {
+        for (let d = await worker.pull(stop.signal); d; d = await worker.pull(stop.signal)) await d.ack();
+      };
+      const lanes = Array.from({ length: 4 }, lane);
+      const believed: number[] = [];
+      const real: number[] = [];
+      let enqueued = 0;
+      const runMs = 3_000;
+      const until = performance.now() + runMs;
+      await Promise.all([
+        (async () => {
+          while (performance.now() < until) {
+            await api.enqueue(message());
+            enqueued++;
+          }
+        })(),
+        (async () => {
+          while (performance.now() < until) {
+            believed.push(api.stats().depth);
+            real.push((await jsm.consumers.info(o.stream, o.durable)).num_pending);
+            await delay(20);
+          }
+        })(),
+      ]);
+      stop.abort();
+      await Promise.all(lanes);
+      const rate = Math.round(enqueued / (runMs / 1000));
+      console.info(
+        `enqueue-only node at ${rate} jobs/s: believed depth at most ${Math.max(...believed)}, ` +
+          `the stream held at most ${Math.max(...real)} waiting, over ${real.length} samples`,
+      );
+      // Observed 1,500-3,000 jobs/s, ten times and more the fleet test's ~140 requests/s to one API node.
+      // The rate only has to be high enough that the old error (rate × 0.25 s) dwarfs the margin below.
+      const tolerance = 20;
+      expect((rate * (o.statsRefreshMs ?? 0)) / 1000).toBeGreaterThan(3 * tolerance);
+      // Counting enqueues between refreshes believed about rate × 0.25 s: 935 against 10 really waiting.
+      expect(Math.max(...believed)).toBeLessThanOrEqual(Math.max(...real) + tolerance);
     });
 
     it("redelivers an unsettled job to another node after the ack wait", async () => {
@@ -114,14 +161,15 @@ describe.runIf(hasNats)("JetStreamJobQueue", () => {
       const second = await open(nc, o);
       const m = message();
       await first.enqueue(m);
+      // Before the pull: the server's ack timer starts after this, so no redelivery can come sooner.
+      const pulledAt = performance.now();
       const d1 = await first.pull(signal());
       expect([d1?.message.id, d1?.attempt]).toEqual([m.id, 1]);
-      const takenAt = Date.now();
       // The first worker node dies holding the job: no ack, no nak, no connection.
       await doomed.close();
       const d2 = await second.pull(signal());
       expect([d2?.message.id, d2?.attempt]).toEqual([m.id, 2]);
-      expect(Date.now() - takenAt).toBeGreaterThanOrEqual(900);
+      expect(performance.now() - pulledAt).toBeGreaterThanOrEqual(o.ackWaitMs);
       await d2?.ack();
       expect(await storedMessages(jsm, o.stream)).toBe(0);
     });
@@ -280,13 +328,14 @@ describe.runIf(hasNats)("JetStreamJobQueue", () => {
       const conn = await connectTo(single);
       const queue = await open(conn, options({ publishTimeoutMs: 500 }));
       await single.servers[0]?.kill("SIGKILL");
-      const started = Date.now();
-      const failed = enqueueWithin(queue, message(), started + 1_500);
+      const deadline = Date.now() + 1_500;
+      const failed = enqueueWithin(queue, message(), deadline);
       await expect(failed).rejects.toBeInstanceOf(QueueUnavailableError);
       await expect(failed).rejects.toMatchObject({ reason: "deadline" });
-      const elapsed = Date.now() - started;
-      expect(elapsed).toBeGreaterThanOrEqual(1_400);
-      expect(elapsed).toBeLessThan(2_000);
+      // Not before the deadline, and not a whole publish attempt (500 ms) after it: mid-attempt included.
+      const overshootMs = Date.now() - deadline;
+      expect(overshootMs).toBeGreaterThanOrEqual(-20); // timer granularity
+      expect(overshootMs).toBeLessThan(500);
     });
   });
 
@@ -303,23 +352,30 @@ describe.runIf(hasNats)("JetStreamJobQueue", () => {
       const leader = (await admin.streams.info(o.stream)).cluster?.leader;
       const victim = three.servers.find((s) => s.name === leader);
       if (!victim) throw new Error(`stream leader ${leader} is none of ${three.servers.map((s) => s.name)}`);
-      const killedAt = Date.now();
+      const killedAt = performance.now();
       await victim.kill("SIGKILL");
       const attempts = await load.untilRecovered(killedAt);
 
+      // An attempt can fail because of the kill only if it was still in flight at it: failures end after it.
       const failures = attempts.filter((a) => !a.ok);
       for (const f of failures) expect(f.error).toBe("QueueUnavailableError");
-      const firstFailure = failures[0]?.at ?? killedAt;
-      const lastFailure = failures.at(-1)?.at ?? killedAt;
-      const recoveredAt = attempts.find((a) => a.ok && a.at > lastFailure)?.at ?? killedAt;
-      const outageMs = failures.length > 0 ? recoveredAt - firstFailure : 0;
+      for (const f of failures)
+        expect(f.endedAt, "a failure that ended before the kill").toBeGreaterThanOrEqual(killedAt);
+      const lastFailureEnded = failures.at(-1)?.endedAt ?? killedAt;
+      const recovered = attempts.find((a) => a.ok && a.startedAt >= lastFailureEnded);
+      const recoveredMs = Math.round((recovered?.endedAt ?? killedAt) - killedAt);
       console.info(
-        `stream leader ${leader} killed: enqueues failed for ${outageMs} ms (${failures.length} of ${attempts.length} attempts), from ${firstFailure - killedAt} ms after the kill`,
+        `stream leader ${leader} killed: ${failures.length} of ${attempts.length} enqueues failed, ` +
+          `the last ${Math.round(lastFailureEnded - killedAt)} ms after the kill; enqueues succeed again ${recoveredMs} ms after it`,
       );
-      // Failures only around the election, then success again within seconds.
-      expect(firstFailure).toBeGreaterThanOrEqual(killedAt);
-      expect(lastFailure - killedAt).toBeLessThan(12_000);
-      expect(outageMs).toBeLessThan(12_000);
+      // Success again within seconds (a Raft election is 4-9 s; observed: about 1-3 s here).
+      expect(recoveredMs).toBeLessThan(20_000);
+
+      // The cluster elected another leader, among the survivors.
+      const survivors = three.servers.filter((s) => s !== victim).map((s) => s.name);
+      await expect
+        .poll(async () => (await admin.streams.info(o.stream)).cluster?.leader, { timeout: 30_000 })
+        .toBeOneOf(survivors);
 
       // Every accepted job is delivered exactly once; a failed attempt's job at most once.
       const accepted = attempts.filter((a) => a.ok).map((a) => a.id);
@@ -333,32 +389,40 @@ describe.runIf(hasNats)("JetStreamJobQueue", () => {
 interface Attempt {
   id: string;
   ok: boolean;
-  at: number;
+  /** performance.now() when the enqueue was called and when it returned or threw. */
+  startedAt: number;
+  endedAt: number;
   error?: string;
 }
 
 /** Enqueues one job after another (paced, like steady traffic) and records each outcome. */
 function enqueueLoad(queue: JobQueue) {
   const attempts: Attempt[] = [];
-  let stopAt = Number.POSITIVE_INFINITY;
+  let stopping = false;
   let successes = 0;
   const running = (async () => {
-    while (Date.now() < stopAt) {
+    while (!stopping) {
       const m = message();
-      const at = Date.now();
+      const startedAt = performance.now();
       try {
         await queue.enqueue(m);
-        attempts.push({ id: m.id, ok: true, at });
+        attempts.push({ id: m.id, ok: true, startedAt, endedAt: performance.now() });
         successes++;
       } catch (error) {
-        attempts.push({ id: m.id, ok: false, at, error: (error as Error).name });
+        attempts.push({
+          id: m.id,
+          ok: false,
+          startedAt,
+          endedAt: performance.now(),
+          error: (error as Error).name,
+        });
       }
       await delay(5);
     }
   })();
   return {
     async waitForSuccesses(n: number): Promise<void> {
-      await expect.poll(() => successes, { timeout: 10_000 }).toBeGreaterThanOrEqual(n);
+      await expect.poll(() => successes, { timeout: 30_000 }).toBeGreaterThanOrEqual(n);
     },
     /** Runs until 50 enqueues in a row succeed after the last failure (at least 3 s after the kill). */
     async untilRecovered(killedAt: number): Promise<Attempt[]> {
@@ -366,12 +430,12 @@ function enqueueLoad(queue: JobQueue) {
         .poll(
           () => {
             const recent = attempts.slice(-50);
-            return Date.now() - killedAt > 3_000 && recent.length === 50 && recent.every((a) => a.ok);
+            return performance.now() - killedAt > 3_000 && recent.length === 50 && recent.every((a) => a.ok);
           },
-          { timeout: 30_000, interval: 50 },
+          { timeout: 60_000, interval: 50 },
         )
         .toBe(true);
-      stopAt = 0;
+      stopping = true;
       await running;
       return attempts;
     },
@@ -403,7 +467,7 @@ async function drain(
         const seenAll = [...expected].every((id) => counts.has(id));
         return seenAll && info.num_pending === 0 && info.num_ack_pending === 0;
       },
-      { timeout: 30_000, interval: 200 },
+      { timeout: 60_000, interval: 200 },
     )
     .toBe(true);
   stop.abort();
