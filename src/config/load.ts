@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import { ConfigError } from "./config-error.js";
+import { envHint, keyHint } from "./key-names.js";
 import { type Config, ConfigSchema } from "./schema.js";
 import {
   configFileFromEnv,
@@ -48,10 +49,7 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
 function describeIssues(error: z.ZodError, input: RawConfig, origins: Origins): string[] {
   return error.issues.flatMap((issue) => {
     if (issue.code === "unrecognized_keys") {
-      return issue.keys.map((key) => {
-        const path = [...issue.path, key].join(".");
-        return `${path}: unknown key${from(origins, path)}; remove it or check its spelling`;
-      });
+      return issue.keys.map((key) => unknownKey([...issue.path, key].join("."), origins));
     }
     const path = issue.path.join(".");
     // The raw value as written; zod's own input for items of a comma-list string.
@@ -61,18 +59,33 @@ function describeIssues(error: z.ZodError, input: RawConfig, origins: Origins): 
   });
 }
 
+/** An unknown key, where it came from, and the name it was probably meant to be. */
+function unknownKey(path: string, origins: Origins): string {
+  const sources = originsOf(origins, path);
+  const variables = sources.filter((o) => o.startsWith("env ")).map((o) => o.slice("env ".length));
+  const hints =
+    variables.length === 0
+      ? [keyHint(path, ConfigSchema)]
+      : variables.map((v) => `${variables.length > 1 ? `${v}: ` : ""}${envHint(v, ConfigSchema)}`);
+  return `${path}: unknown key${from(origins, path)}; ${hints.join("; ")}`;
+}
+
+function from(origins: Origins, path: string): string {
+  const sources = originsOf(origins, path);
+  return sources.length > 0 ? ` (from ${sources.join(", ")})` : "";
+}
+
 /**
  * Origins are recorded per leaf: an item of a list takes its list's origin,
  * and an unknown section takes the origins of the leaves under it.
  */
-function from(origins: Origins, path: string): string {
+function originsOf(origins: Origins, path: string): string[] {
   const segments = path.split(".");
   for (let i = segments.length; i > 0; i--) {
     const origin = origins.get(segments.slice(0, i).join("."));
-    if (origin) return ` (from ${origin})`;
+    if (origin) return [origin];
   }
-  const below = new Set([...origins].filter(([p]) => p.startsWith(`${path}.`)).map(([, o]) => o));
-  return below.size > 0 ? ` (from ${[...below].join(", ")})` : "";
+  return [...new Set([...origins].filter(([p]) => p.startsWith(`${path}.`)).map(([, o]) => o))];
 }
 
 function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {

@@ -13,6 +13,19 @@ export const ENV_PREFIX = "IMGFLEET_";
 /** Not a config key: names the config file. */
 const ENV_CONFIG_FILE = "IMGFLEET_CONFIG";
 
+/**
+ * The variables the imgfleet CLI reads to reach a node. They share the
+ * prefix but are not configuration: the README has users export them, and
+ * `imgfleet start` in that same shell must still start.
+ */
+export const CLI_ENV = { url: "IMGFLEET_URL", adminKey: "IMGFLEET_ADMIN_KEY" } as const;
+export const CLI_ENV_VARIABLES: readonly string[] = Object.values(CLI_ENV);
+
+/** IMGFLEET_* variables that are not configuration keys. */
+function isConfigVariable(name: string): boolean {
+  return name.startsWith(ENV_PREFIX) && name !== ENV_CONFIG_FILE && !CLI_ENV_VARIABLES.includes(name);
+}
+
 export function readConfigFile(path: string): RawConfig {
   let text: string;
   try {
@@ -58,7 +71,7 @@ function envValue(raw: string): unknown {
 export function fromEnv(env: NodeJS.ProcessEnv, origins: Origins): RawConfig {
   const out: RawConfig = {};
   for (const [name, raw] of Object.entries(env)) {
-    if (!name.startsWith(ENV_PREFIX) || name === ENV_CONFIG_FILE || raw === undefined) continue;
+    if (!isConfigVariable(name) || raw === undefined) continue;
     const path = name.slice(ENV_PREFIX.length).split("__").map(camel);
     setPath(out, path, envValue(raw));
     origins.set(path.join("."), `env ${name}`);

@@ -1,12 +1,13 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { once } from "node:events";
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import sharp from "sharp";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
+import { firstSteps } from "../../src/cli/bootstrap-banner.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 const run = promisify(execFile);
@@ -20,8 +21,12 @@ interface Imgfleet {
 }
 
 /** `imgfleet start` on this data directory, as an operator runs it; stdout and stderr kept apart. */
-function startImgfleet(dataDir: string): { started: Promise<Imgfleet>; exited: Promise<number | null> } {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("IMGFLEET_")));
+function startImgfleet(
+  dataDir: string,
+  exported: Record<string, string> = {},
+): { started: Promise<Imgfleet>; exited: Promise<number | null> } {
+  const inherited = Object.entries(process.env).filter(([k]) => !k.startsWith("IMGFLEET_"));
+  const env = { ...Object.fromEntries(inherited), ...exported };
   const child = spawn(
     process.execPath,
     ["--import", "tsx", "src/cli/main.ts", "start", "--port", "0", "--workers", "1", "--data-dir", dataDir],
@@ -60,18 +65,30 @@ async function stop(server: Imgfleet): Promise<number | null> {
   return server.exited;
 }
 
-/** The banner's shell commands, each as pasted: a `curl …` line and its `\` continuations. */
-function bannerCommands(banner: string): { exports: string[]; curls: string[] } {
-  const lines = banner.split("\n").map((l) => l.trim());
-  const exports = lines.filter((l) => l.startsWith("export IMGFLEET_"));
-  const curls: string[] = [];
-  for (let i = 0; i < lines.length; i++) {
-    if (!lines[i]?.startsWith("curl ")) continue;
-    const command = [lines[i] as string];
-    while (command.at(-1)?.endsWith("\\") && i + 1 < lines.length) command.push(lines[++i] as string);
-    curls.push(command.join("\n"));
-  }
-  return { exports, curls };
+/** The banner's shell lines, as a person selects them: indented three spaces, not its prose. */
+function bannerCommands(banner: string): { exports: string[]; steps: string[] } {
+  const lines = banner
+    .split("\n")
+    .filter((l) => l.startsWith("   "))
+    .map((l) => l.slice(3));
+  return {
+    exports: lines.filter((l) => l.startsWith("export ")),
+    steps: lines.filter((l) => !l.startsWith("export ")),
+  };
+}
+
+/** The variables the banner's `export` lines set, as a shell that pasted them has them. */
+async function exportedBy(exports: string[]): Promise<Record<string, string>> {
+  const { stdout } = await run("bash", ["-euc", `${exports.join("\n")}\nenv -0`], {
+    env: { PATH: process.env.PATH ?? "" },
+  });
+  const names = exports.map((line) => /^export ([A-Z_]+)=/.exec(line)?.[1]);
+  return Object.fromEntries(
+    stdout
+      .split("\0")
+      .map((entry) => [entry.slice(0, entry.indexOf("=")), entry.slice(entry.indexOf("=") + 1)])
+      .filter(([name]) => names.includes(name)),
+  );
 }
 
 /** Every regular file under a directory, recursively. */
@@ -94,6 +111,21 @@ function secretPart(token: string): string {
   return token.split("_")[2]?.slice(0, 43) ?? "";
 }
 
+describe("the README's quick start", () => {
+  it("is the banner's steps, with $PWD (the repository root) where the banner prints the checkout's path", () => {
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    const block = /```sh\n(export IMGFLEET_URL=[\s\S]*?)```/.exec(readme)?.[1] ?? "";
+    // Comments at the ends of lines say where a value comes from; they are not steps.
+    const lines = block
+      .trimEnd()
+      .split("\n")
+      .map((line) => line.replace(/\s+# .*$/, ""));
+    expect(lines).toEqual(firstSteps({ url: "http://127.0.0.1:8080", adminKey: "imf_…", root: "$PWD" }));
+    // npx outside the checkout would fetch someone else's package: no command of the README runs it.
+    expect(readme).not.toMatch(/(^|\$\()npx imgfleet/m);
+  });
+});
+
 describe("imgfleet start on a fresh data directory", () => {
   // Three cold starts of a node from source (the first also creates the database): slow on a loaded machine.
   it("prints the admin key once, with a first example that works, and stores no secret", async () => {
@@ -103,6 +135,8 @@ describe("imgfleet start on a fresh data directory", () => {
       rmSync(dataDir, { recursive: true, force: true });
       rmSync(work, { recursive: true, force: true });
     });
+    // The steps run bin/imgfleet.js, which runs the build (`npm install` and `npm start` make it).
+    expect(existsSync(join(ROOT, "dist/cli/main.js")), "dist/ is missing: run npm run build").toBe(true);
     const first = await startImgfleet(dataDir).started;
     await vi.waitFor(() => expect(first.stdout()).toContain("first start: created the bootstrap admin key"), {
       timeout: 10_000,
@@ -121,24 +155,21 @@ describe("imgfleet start on a fresh data directory", () => {
     });
     expect(tenants.status).toBe(200);
 
-    // The example, pasted as printed, from a directory holding examples/sample.jpg.
-    const { exports, curls } = bannerCommands(banner);
-    expect(exports).toHaveLength(2);
-    expect(curls).toHaveLength(3);
-    mkdirSync(join(work, "examples"));
-    copyFileSync(join(ROOT, "examples/sample.jpg"), join(work, "examples/sample.jpg"));
-    const paste = async (command: string, env: Record<string, string> = {}) => {
-      const { stdout } = await run("bash", ["-euc", `${exports.join("\n")}\n${command}`], {
-        cwd: work,
-        env: { PATH: process.env.PATH ?? "", ...env },
-      });
-      return stdout;
-    };
-    const tenant = JSON.parse(await paste(curls[0] as string)) as { id: string; name: string };
-    expect(tenant.id).toMatch(/^ten_/);
-    const key = JSON.parse(await paste(curls[1] as string, { TENANT: tenant.id })) as { secret: string };
-    expect(key.secret).toMatch(/^imf_/);
-    await paste(curls[2] as string, { KEY: key.secret });
+    // The steps, pasted as printed into a shell in a directory that is not the checkout, with no
+    // imgfleet on the PATH: the export lines make `imgfleet` this checkout's, never npx's.
+    const { exports, steps } = bannerCommands(banner);
+    expect(exports).toHaveLength(3);
+    expect(steps.join("\n")).not.toContain("npx");
+    const { stdout: pasted } = await run(
+      "bash",
+      ["-euc", `${exports.join("\n")}\n${steps.join("\n")}\necho "$TENANT $KEY"`],
+      { cwd: work, env: { PATH: process.env.PATH ?? "", HOME: work } },
+    );
+    const [tenantId = "", keySecret = ""] = pasted.trim().split(" ");
+    expect(tenantId).toMatch(/^ten_/);
+    expect(keySecret).toMatch(/^imf_/);
+    const tenant = { id: tenantId };
+    const key = { secret: keySecret };
     const image = await sharp(readFileSync(join(work, "sample-400.webp"))).metadata();
     expect([image.format, image.width]).toEqual(["webp", 400]);
 
@@ -155,8 +186,11 @@ describe("imgfleet start on a fresh data directory", () => {
     expect(filesContaining(dataDir, sha256(secretPart(adminKey))).length).toBeGreaterThan(0);
     expect(filesContaining(dataDir, sha256(secretPart(key.secret))).length).toBeGreaterThan(0);
 
-    // A restart on the same directory prints no banner; the keys it printed still work.
-    const second = await startImgfleet(dataDir).started;
+    // A restart on the same directory, from the shell that pasted the banner's export lines (the
+    // CLI's own variables are no server configuration), prints no banner; the keys it printed still work.
+    const shell = await exportedBy(exports);
+    expect(Object.keys(shell).sort()).toEqual(["IMGFLEET_ADMIN_KEY", "IMGFLEET_URL", "PATH"]);
+    const second = await startImgfleet(dataDir, shell).started;
     const listed = await fetch(`${second.url}/admin/v1/tenants`, {
       headers: { authorization: `Bearer ${adminKey}` },
     });

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -49,6 +49,25 @@ describe("imgfleet config check", () => {
     expect(run.code).toBe(2);
     expect(run.stderr).toContain('server.port: got "abc" (from flag)');
     expect(run.stderr).toContain("queue.capacity: got 0 (from env IMGFLEET_QUEUE__CAPACITY)");
+  });
+});
+
+describe("imgfleet start and IMGFLEET_* variables", () => {
+  it("refuses a misspelt variable before starting anything, naming it and the one it was meant to be", async () => {
+    const dataDir = join(dir, "never-made");
+    const run = await imgfleet(["start", "--port", "0", "--data-dir", dataDir], {
+      IMGFLEET_URL: "http://127.0.0.1:8080",
+      IMGFLEET_ADMIN_KEY: "imf_from_the_banner",
+      IMGFLEET_SERVER_PORT: "9000",
+    });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("env IMGFLEET_SERVER_PORT");
+    expect(run.stderr).toContain("did you mean IMGFLEET_SERVER__PORT?");
+    expect(run.stderr).toContain("unset IMGFLEET_SERVER_PORT");
+    // Only the misspelt one: the CLI's own variables beside it are no configuration.
+    expect(run.stderr).not.toContain("IMGFLEET_ADMIN_KEY");
+    expect(run.stderr).not.toContain("env IMGFLEET_URL");
+    expect(existsSync(dataDir)).toBe(false);
   });
 });
 

@@ -1,12 +1,16 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/config/config-error.js";
+import { envName, keyPaths } from "../../src/config/key-names.js";
 import { loadConfig } from "../../src/config/load.js";
 import { REDACTED, redact } from "../../src/config/redact.js";
+import { ConfigSchema } from "../../src/config/schema.js";
+import { CLI_ENV_VARIABLES, fromEnv } from "../../src/config/sources.js";
 
 const dir = mkdtempSync(join(tmpdir(), "imgfleet-config-"));
+const CLI_DIR = join(import.meta.dirname, "../../src/cli");
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 let fileCount = 0;
@@ -188,6 +192,68 @@ describe("loadConfig: unknown keys", () => {
     const fromEnv = configError({ env: { IMGFLEET_SEVER__PORT: "80" } });
     expect(fromEnv.issues[0]).toContain("sever: unknown key");
     expect(fromEnv.issues[0]).toContain("env IMGFLEET_SEVER__PORT");
+  });
+});
+
+describe("loadConfig: the CLI's variables and misspelt ones", () => {
+  it("takes the README's two CLI variables as no configuration at all", () => {
+    const env = { IMGFLEET_URL: "http://127.0.0.1:8080", IMGFLEET_ADMIN_KEY: "imf_x_y" };
+    expect(loadConfig({ env })).toEqual(loadConfig({ env: {} }));
+    // ...and with real configuration beside them, that still applies.
+    expect(loadConfig({ env: { ...env, IMGFLEET_SERVER__PORT: "9001" } }).server.port).toBe(9001);
+  });
+
+  it("names every IMGFLEET_* variable the CLI's sources mention as a config key or a CLI variable", () => {
+    // A new variable for the CLI must be listed in CLI_ENV, or `imgfleet start` refuses to start beside it.
+    const configNames = new Set(keyPaths(ConfigSchema).map(envName));
+    const cliSources = readdirSync(CLI_DIR, { recursive: true, encoding: "utf8" })
+      .filter((file) => file.endsWith(".ts"))
+      .map((file) => readFileSync(join(CLI_DIR, file), "utf8"));
+    const mentioned = new Set(cliSources.flatMap((text) => text.match(/IMGFLEET_[A-Z0-9_]*[A-Z0-9]/g) ?? []));
+    const unknown = [...mentioned].filter(
+      (name) => name !== "IMGFLEET_CONFIG" && !configNames.has(name) && !CLI_ENV_VARIABLES.includes(name),
+    );
+    expect(unknown).toEqual([]);
+  });
+
+  it("reads every key of the schema back from the variable named for it", () => {
+    const paths = keyPaths(ConfigSchema);
+    expect(paths.length).toBeGreaterThan(60);
+    for (const path of paths) {
+      const origins = new Map<string, string>();
+      fromEnv({ [envName(path)]: "x" }, origins);
+      expect([...origins.keys()]).toEqual([path.join(".")]);
+    }
+  });
+
+  it("suggests the variable a misspelt one was meant to be, and how to get rid of it", () => {
+    const single = configError({ env: { IMGFLEET_SERVER_PORT: "9000" } });
+    expect(single.issues).toHaveLength(1);
+    expect(single.issues[0]).toContain("env IMGFLEET_SERVER_PORT");
+    expect(single.issues[0]).toContain("did you mean IMGFLEET_SERVER__PORT?");
+    expect(single.issues[0]).toContain("unset IMGFLEET_SERVER_PORT");
+
+    const section = configError({ env: { IMGFLEET_LIMITS__MAX_INPUT_BYTE: "4096" } });
+    expect(section.issues[0]).toContain("did you mean IMGFLEET_LIMITS__MAX_INPUT_BYTES?");
+
+    const cli = configError({ env: { IMGFLEET_ADMIN_KY: "imf_x" } });
+    expect(cli.issues[0]).toContain("did you mean IMGFLEET_ADMIN_KEY? That one is read by the imgfleet CLI");
+
+    // Nothing close: no guess, but still what to do.
+    const far = configError({ env: { IMGFLEET_FOO: "1" } });
+    expect(far.issues[0]).not.toContain("did you mean");
+    expect(far.issues[0]).toContain("unset IMGFLEET_FOO");
+  });
+
+  it("suggests the key a misspelt one in a file or flag was meant to be", () => {
+    const file = configFile("yaml", "limits:\n  maxFrame: 3\nsever:\n  port: 80\n");
+    const error = configError({ file, env: {} });
+    expect(error.issues).toEqual([
+      expect.stringContaining("limits.maxFrame: unknown key"),
+      expect.stringContaining("sever: unknown key"),
+    ]);
+    expect(error.issues[0]).toContain("did you mean limits.maxFrames?");
+    expect(error.issues[1]).toContain("did you mean server?");
   });
 });
 

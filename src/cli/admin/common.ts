@@ -1,4 +1,6 @@
 import { type Command, type CommanderError, InvalidArgumentError, Option } from "commander";
+import { CLI_ENV } from "../../config/sources.js";
+import { cliCommand } from "../invocation.js";
 import { AdminClient, AdminClientError, EXIT } from "./client.js";
 import { DurationError, parseDuration, parseInstant } from "./durations.js";
 
@@ -23,12 +25,10 @@ export class UsageError extends AdminClientError {
 
 export function connectionOptions(command: Command): Command {
   return command
-    .addOption(new Option("--url <url>", "the node's URL").env("IMGFLEET_URL").default(DEFAULT_URL))
+    .addOption(new Option("--url <url>", "the node's URL").env(CLI_ENV.url).default(DEFAULT_URL))
     .addOption(
       // The environment is the better place for a secret: flags show up in `ps` and shell history.
-      new Option("--admin-key <key>", "an admin key (better: set IMGFLEET_ADMIN_KEY)").env(
-        "IMGFLEET_ADMIN_KEY",
-      ),
+      new Option("--admin-key <key>", `an admin key (better: set ${CLI_ENV.adminKey})`).env(CLI_ENV.adminKey),
     )
     .addOption(
       new Option("--timeout <ms>", "give up on the node after this many milliseconds")
@@ -47,7 +47,7 @@ export function clientFrom(flags: ConnectionFlags): AdminClient {
   const key = flags.adminKey?.trim();
   if (!key) {
     throw new UsageError(
-      "no admin key: set IMGFLEET_ADMIN_KEY (or pass --admin-key). The first start of a node printed one; `imgfleet admin-keys create` makes more.",
+      `no admin key: set ${CLI_ENV.adminKey} (or pass --admin-key). The first start of a node printed one; \`${cliCommand("admin-keys create")}\` makes more.`,
     );
   }
   // Keys are printable ASCII; anything else (a space, a pasted line break) could not be sent in a header anyway.
