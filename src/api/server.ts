@@ -2,6 +2,7 @@ import multipart from "@fastify/multipart";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import type { Logger } from "pino";
 import { adminApi } from "../admin/admin-api.js";
+import type { Part } from "../config/roles.js";
 import type { Config } from "../config/schema.js";
 import type { Database } from "../db/database.js";
 import { ProblemError } from "../errors/problem.js";
@@ -36,8 +37,8 @@ export interface ApiDeps {
   identity: Identity;
   /** Null when usage metering is off. */
   meter: UsageMeter | null;
-  /** API role: serve /v1 and /admin/v1. Other roles serve only health, metrics and problem types. */
-  publicApi: boolean;
+  /** The node's parts: with `public-api`, serve /v1, /admin/v1 and the console; else only health, metrics and problem types. */
+  parts: ReadonlySet<Part>;
   /** Fleet API nodes: the internal data path for workers on other nodes. */
   internal: InternalDeps | null;
   /** The fleet as discovery sees it, for GET /admin/v1/nodes. */
@@ -96,7 +97,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.addHook("onSend", async (_request, reply) => {
     if (deps.isDraining()) reply.header("connection", "close");
   });
-  if (deps.publicApi) await publicRoutes(app, deps);
+  if (deps.parts.has("public-api")) await publicRoutes(app, deps);
   if (deps.internal) {
     const internal = deps.internal;
     await app.register(async (scope) => internalRoutes(scope, internal));

@@ -1,7 +1,8 @@
 import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
-import { buildApi } from "../api/server.js";
+import { type ApiDeps, buildApi } from "../api/server.js";
+import { type Part, partsOf } from "../config/roles.js";
 import { type Config, type Role, resolveRoles } from "../config/schema.js";
 import { type Flags, startFlags } from "../flags/flags.js";
 import { Discovery, type NodeInfo } from "../fleet/discovery.js";
@@ -13,6 +14,7 @@ import { EventLog } from "../ops/events.js";
 import { summariseAll } from "../ops/metric-summary.js";
 import { type Ops, startOps } from "../ops/ops.js";
 import { deadLetters } from "../queue/dead-letters.js";
+import type { ReportSources } from "../report/sources.js";
 import { DrainRate } from "../resize/drain-rate.js";
 import { ResizeService } from "../resize/resize-service.js";
 import { ConsoleSessions } from "../session/sessions.js";
@@ -23,13 +25,16 @@ import { type Adapters, createAdapters } from "./adapters.js";
 import { lockDataDir } from "./data-dir-lock.js";
 import { createLogger } from "./logger.js";
 import { readinessOf, refreshLiveGauges } from "./readiness.js";
+import { StopStack } from "./stop-stack.js";
 import { VERSION } from "./version.js";
 
 export interface ImgfleetNode {
   readonly config: Readonly<Config>;
   readonly roles: ReadonlySet<Role>;
+  /** What this node runs, by the names of the role table (config/roles.ts). */
+  readonly parts: ReadonlySet<Part>;
   readonly api: FastifyInstance;
-  /** The worker processes; null without the worker role. */
+  /** The worker processes; null without the `worker-pool` part. */
   readonly pool: WorkerPool | null;
   readonly adapters: Adapters;
   readonly metrics: Metrics;
@@ -41,58 +46,149 @@ export interface ImgfleetNode {
   readonly ops: Ops;
   /** Feature flags: every node evaluates them from memory. */
   readonly flags: Flags;
-  /** Listens on the configured host and port, registers in discovery; resolves with the base URL. */
+  /**
+   * Listens on the configured host and port, registers in discovery; resolves
+   * with the base URL. When it cannot (the port is taken), everything the
+   * node started is stopped before it rejects.
+   */
   listen(): Promise<string>;
   /**
    * Graceful stop: refuse new requests (503 + Connection: close), let
-   * in-flight ones finish within the grace period, then stop workers and
-   * hand over leases. Resolves true when everything finished in time.
+   * in-flight ones finish within the grace period, then stop the rest in the
+   * reverse order of their start. Resolves true when everything finished in time.
    */
   stop(): Promise<boolean>;
 }
 
-/** The composition root: wires the roles of one node from config, embedded or fleet. */
+/** What every part of a node is wired from. */
+interface NodeBase {
+  config: Readonly<Config>;
+  roles: ReadonlySet<Role>;
+  parts: ReadonlySet<Part>;
+  metrics: Metrics;
+  logger: Logger;
+  adapters: Adapters;
+  /** Everything started so far; stopped in reverse by a failed start and by `stop()`. */
+  stack: StopStack;
+  state: NodeState;
+}
+
+interface NodeState {
+  /** This node's URL for other nodes, once it listens. */
+  url: string | undefined;
+  draining: boolean;
+  started: boolean;
+  startedAt: number;
+  /** Whether in-flight requests finished within the grace period when the HTTP server closed. */
+  closedInTime: boolean;
+}
+
+/** The node's services, started in this order (and stopped in the reverse). */
+interface Services {
+  events: EventLog;
+  singletons: Singletons;
+  discovery: Discovery;
+  identity: Identity;
+  usage: Usage;
+  ops: Ops;
+  flags: Flags;
+  pool: WorkerPool | null;
+}
+
+/**
+ * The composition root: wires the parts of one node from config, embedded or
+ * fleet. Each part is put on one stop stack as it starts, so a part that
+ * fails to start stops every part before it, last first.
+ */
 export async function createNode(
   config: Readonly<Config>,
   options: { logger?: Logger } = {},
 ): Promise<ImgfleetNode> {
   const logger = options.logger ?? createLogger(config);
-  const metrics = createMetrics();
   const roles = resolveRoles(config);
-  // PGlite and the usage spool live under dataDir: one process per directory.
-  const unlock = lockDataDir(config.dataDir);
-  const cleanups: (() => Promise<void> | void)[] = [unlock];
-  const failed = async (error: unknown): Promise<never> => {
-    for (const cleanup of cleanups.reverse()) await Promise.resolve(cleanup()).catch(() => {});
-    throw error;
-  };
-  const adapters = await createAdapters(config, logger).catch(failed);
-  cleanups.push(() => adapters.close());
-  if (adapters.brokerWarning) logger.warn(adapters.brokerWarning);
-  const parts = await startParts(config, roles, adapters, metrics, logger).catch(failed);
-  return assemble(config, roles, adapters, metrics, logger, parts, unlock);
+  const stack = new StopStack(logger);
+  return stack.orUnwind(async () => {
+    // PGlite and the usage spool live under dataDir: one process per directory.
+    stack.defer("data-dir-lock", lockDataDir(config.dataDir));
+    const adapters = await stack.start(
+      "adapters",
+      () => createAdapters(config, logger),
+      (a) => a.close(),
+    );
+    if (adapters.brokerWarning) logger.warn(adapters.brokerWarning);
+    const state: NodeState = {
+      url: undefined,
+      draining: false,
+      started: false,
+      startedAt: Date.now(),
+      closedInTime: true,
+    };
+    const base: NodeBase = {
+      config,
+      roles,
+      parts: partsOf(roles),
+      metrics: createMetrics(),
+      logger,
+      adapters,
+      stack,
+      state,
+    };
+    const services = await startServices(base);
+    // Last on the stack, so it closes first: in-flight requests finish while workers still run.
+    const api = await stack.start(
+      "http-server",
+      () => buildApi(apiDeps(base, services)),
+      async (server) => {
+        state.closedInTime = await closeWithin(server, config.server.shutdownGraceMs, logger);
+      },
+    );
+    state.started = true;
+    return nodeHandle(base, services, api);
+  });
 }
 
-type Parts = Awaited<ReturnType<typeof startParts>>;
-
-async function startParts(
-  config: Readonly<Config>,
-  roles: Set<Role>,
-  adapters: Adapters,
-  metrics: Metrics,
-  logger: Logger,
-) {
-  const state = { url: undefined as string | undefined, draining: false, started: false };
-  const startedAt = Date.now();
+async function startServices(base: NodeBase): Promise<Services> {
+  const { adapters, stack, parts } = base;
   // First, so that what the node does from its very start (leases taken, sweeps) is in the event log.
   const events = new EventLog(adapters.db, adapters.nodeId, (error) =>
-    logger.warn({ err: error }, "could not record an operations event (database unavailable?)"),
+    base.logger.warn({ err: error }, "could not record an operations event (database unavailable?)"),
   );
-  const singletons = new Singletons({
+  const singletons = createSingletons(base, events);
+  const pool = parts.has("worker-pool") ? createPool(base) : null;
+  const discovery = createDiscovery(base, pool);
+  const identity = await stack.start(
+    "identity",
+    () => startIdentityPart(base, singletons, discovery),
+    (i) => i.stop(),
+  );
+  const usage = await stack.start(
+    "usage",
+    () => startUsagePart(base, singletons, events),
+    (u) => u.stop(),
+  );
+  const ops = await stack.start(
+    "ops",
+    () => startOps({ ...base, ...adapters, events, discovery, singletons, leasesKv: adapters.leasesKv }),
+    (o) => o.stop(),
+  );
+  const flags = await stack.start(
+    "flags",
+    () => startFlagsPart(base, events, identity),
+    (f) => f.stop(),
+  );
+  if (pool) await startPool(base, pool);
+  // Deregistered before the rest stops; registered once the node listens.
+  stack.defer("discovery", () => discovery.stop());
+  return { events, singletons, discovery, identity, usage, ops, flags, pool };
+}
+
+function createSingletons(base: NodeBase, events: EventLog): Singletons {
+  const { adapters, metrics } = base;
+  return new Singletons({
     kv: adapters.leasesKv,
     holder: adapters.nodeId,
-    ttlMs: config.fleet.leaseTtlMs,
-    logger,
+    ttlMs: base.config.fleet.leaseTtlMs,
+    logger: base.logger,
     report: (name, held) => metrics.leaseHeld.set({ lease: name }, held ? 1 : 0),
     // Taking over a dead holder's work is self-healing: worth an event, never a page.
     onChange: (name, held) =>
@@ -104,13 +200,16 @@ async function startParts(
         { lease: name },
       ),
   });
-  let pool: WorkerPool | null = null;
+}
+
+function createDiscovery(base: NodeBase, pool: WorkerPool | null): Discovery {
+  const { adapters, state } = base;
   const self = (): NodeInfo => ({
     id: adapters.nodeId,
-    roles: [...roles],
+    roles: [...base.roles],
     version: VERSION,
     url: state.url ?? "",
-    startedAt,
+    startedAt: state.startedAt,
     load: {
       inFlight: adapters.pending.size,
       queueDepth: adapters.queue.stats().depth,
@@ -119,82 +218,58 @@ async function startParts(
       rssBytes: process.memoryUsage.rss(),
     },
   });
-  const discovery = new Discovery({
-    kv: adapters.nodesKv,
-    self,
-    refreshMs: config.fleet.discoveryRefreshMs,
-    ttlMs: config.fleet.discoveryTtlMs,
-    logger,
-  });
-  const control = roles.has("control");
-  const identity = await startIdentity({
-    config,
+  const { discoveryRefreshMs: refreshMs, discoveryTtlMs: ttlMs } = base.config.fleet;
+  return new Discovery({ kv: adapters.nodesKv, self, refreshMs, ttlMs, logger: base.logger });
+}
+
+function startIdentityPart(base: NodeBase, singletons: Singletons, discovery: Discovery): Promise<Identity> {
+  const { adapters, parts } = base;
+  return startIdentity({
+    config: base.config,
     db: adapters.db,
     kv: adapters.identityKv,
-    metrics: metrics.identity,
-    logger,
-    dataPlane: roles.has("api"),
-    publisher: control ? singletons.create("outbox-publisher") : null,
+    metrics: base.metrics.identity,
+    logger: base.logger,
+    parts,
+    publisher: parts.has("outbox-publisher") ? singletons.create("outbox-publisher") : null,
     limitShare: () => 1 / discovery.apiNodeCount(),
   });
-  const usage = await startUsage({
-    config,
+}
+
+function startUsagePart(base: NodeBase, singletons: Singletons, events: EventLog): Promise<Usage> {
+  const { adapters, parts } = base;
+  return startUsage({
+    config: base.config,
     db: adapters.db,
     log: adapters.usageLog,
     nodeId: adapters.nodeId,
-    metrics: metrics.usage,
-    logger,
-    meters: roles.has("api"),
-    aggregatorLease: control ? singletons.create("usage-aggregator") : null,
+    metrics: base.metrics.usage,
+    logger: base.logger,
+    parts,
+    aggregatorLease: parts.has("usage-aggregator") ? singletons.create("usage-aggregator") : null,
     onArchiveSwept: (removed) =>
       void events.record("sweep", `removed ${removed} usage archive files past their retention`, {
         action: "archive-swept",
         count: removed,
       }),
-  }).catch(async (error: unknown) => {
-    await identity.stop();
-    throw error;
   });
-  if (roles.has("worker")) pool = startPool(config, adapters, metrics, logger);
-  const ops = await startOps({
-    events,
-    config,
-    db: adapters.db,
-    nodeId: adapters.nodeId,
-    discovery,
-    singletons,
-    metrics,
-    logger,
-    control,
-    leasesKv: adapters.leasesKv,
-  });
-  const flags = await startFlags({
-    kv: adapters.flagsKv,
-    db: adapters.db,
-    events,
-    logger,
-    checkTenant: async (id) => void (await identity.admin.getTenant(id)),
-  }).catch(async (error: unknown) => {
-    await pool?.stop();
-    await ops.stop();
-    await usage.stop();
-    await identity.stop();
-    throw error;
-  });
-  return { state, singletons, discovery, identity, usage, ops, flags, startedAt, pool: () => pool };
 }
 
-function startPool(
-  config: Readonly<Config>,
-  adapters: Adapters,
-  metrics: Metrics,
-  logger: Logger,
-): WorkerPool {
-  const jemalloc = findJemalloc(config.workers.jemalloc);
+function startFlagsPart(base: NodeBase, events: EventLog, identity: Identity): Promise<Flags> {
+  return startFlags({
+    kv: base.adapters.flagsKv,
+    db: base.adapters.db,
+    events,
+    logger: base.logger,
+    checkTenant: async (id) => void (await identity.admin.getTenant(id)),
+  });
+}
+
+function createPool({ config, adapters, metrics, logger }: NodeBase): WorkerPool {
   return new WorkerPool({
     count: config.workers.count,
     maxRssBytes: config.workers.maxRssMb * 2 ** 20,
-    jemalloc,
+    jemalloc: findJemalloc(config.workers.jemalloc),
     queue: adapters.queue,
     dataPath: adapters.dataPath,
     metrics,
@@ -203,91 +278,98 @@ function startPool(
   });
 }
 
-async function assemble(
-  config: Readonly<Config>,
-  roles: Set<Role>,
-  adapters: Adapters,
-  metrics: Metrics,
-  logger: Logger,
-  parts: Parts,
-  unlock: () => void,
-): Promise<ImgfleetNode> {
-  const { state, singletons, discovery, identity, usage, ops, flags } = parts;
-  const pool = parts.pool();
+/** Recorded before it starts: a pool that spawned some of its workers and then failed stops them too. */
+async function startPool({ config, logger, stack }: NodeBase, pool: WorkerPool): Promise<void> {
+  stack.defer("worker-pool", () => pool.stop());
+  await pool.start();
+  logger.info(
+    { workers: config.workers.count, queueCapacity: config.queue.capacity },
+    `worker pool ready: ${config.workers.count} worker processes`,
+  );
+}
+
+function apiDeps(base: NodeBase, services: Services): ApiDeps {
+  const { config, adapters, parts, state } = base;
+  const { identity, usage, discovery, ops, flags, pool, singletons } = services;
   const service = new ResizeService({
     config,
     ...adapters,
     drain: new DrainRate(),
-    metrics,
+    metrics: base.metrics,
     selfUrl: () => (adapters.fleet ? state.url : undefined),
     // AVIF costs several times WebP's CPU: format=auto offers it per tenant, by flag.
     autoChoices: (tenant) => ({ avif: flags.cache.enabled("avif-auto", tenant) }),
   });
-  const readiness = () => readinessOf({ adapters, pool, config, roles, state, identity, singletons });
-  const api = await buildApi({
+  const internal = adapters.fleet && parts.has("public-api") ? config.fleet.clusterSecret : undefined;
+  return {
     config,
-    logger,
-    metrics,
+    logger: base.logger,
+    metrics: base.metrics,
     service,
-    readiness,
-    refreshGauges: () => {
-      refreshLiveGauges(metrics, adapters, config.dataDir);
-      usage.refreshGauges();
-    },
+    readiness: () =>
+      readinessOf({ adapters, pool, config, roles: base.roles, parts, state, identity, singletons }),
+    refreshGauges: () => refreshGauges(base, usage),
     isDraining: () => state.draining,
     identity,
     meter: usage.meter,
     db: adapters.db,
-    publicApi: roles.has("api"),
-    internal:
-      adapters.fleet && roles.has("api") && config.fleet.clusterSecret
-        ? { staging: adapters.staging, pending: adapters.pending, clusterSecret: config.fleet.clusterSecret }
-        : null,
+    parts,
+    internal: internal
+      ? { staging: adapters.staging, pending: adapters.pending, clusterSecret: internal }
+      : null,
     nodes: () => discovery.list(),
     ops,
     outboxBacklog: () => outbox.backlog(adapters.db),
     flags,
     nodeId: adapters.nodeId,
-    sessions: roles.has("api")
-      ? new ConsoleSessions({
-          kv: adapters.sessionsKv,
-          settings: config.console,
-          keys: identity.keys,
-          cache: identity.cache,
-        })
-      : undefined,
-    report: {
-      config,
-      db: adapters.db,
-      node: {
-        id: adapters.nodeId,
-        roles: [...roles],
-        fleet: adapters.fleet,
-        startedAt: parts.startedAt,
-        brokerVersion: adapters.brokerVersion,
-      },
-      nodes: () => discovery.list(),
-      events: (limit) => ops.events.list({ limit }),
-      flags: () => flags.admin.list(),
-      metrics: metrics.registry,
-      refreshMetrics: () => {
-        refreshLiveGauges(metrics, adapters, config.dataDir);
-        usage.refreshGauges();
-      },
-      seriesNow: () => summariseAll(ops.history, Date.now()),
-    },
+    sessions: parts.has("console-sessions") ? consoleSessions(base, identity) : undefined,
+    report: reportSources(base, services),
+  };
+}
+
+function refreshGauges(base: NodeBase, usage: Usage): void {
+  refreshLiveGauges(base.metrics, base.adapters, base.config.dataDir);
+  usage.refreshGauges();
+}
+
+function consoleSessions({ adapters, config }: NodeBase, identity: Identity): ConsoleSessions {
+  return new ConsoleSessions({
+    kv: adapters.sessionsKv,
+    settings: config.console,
+    keys: identity.keys,
+    cache: identity.cache,
   });
-  if (pool) {
-    await pool.start();
-    logger.info(
-      { workers: config.workers.count, queueCapacity: config.queue.capacity },
-      `worker pool ready: ${config.workers.count} worker processes`,
-    );
-  }
-  state.started = true;
+}
+
+function reportSources(base: NodeBase, services: Services): ReportSources {
+  const { config, adapters } = base;
+  const { discovery, ops, flags, usage } = services;
+  return {
+    config,
+    db: adapters.db,
+    node: {
+      id: adapters.nodeId,
+      roles: [...base.roles],
+      fleet: adapters.fleet,
+      startedAt: base.state.startedAt,
+      brokerVersion: adapters.brokerVersion,
+    },
+    nodes: () => discovery.list(),
+    events: (limit) => ops.events.list({ limit }),
+    flags: () => flags.admin.list(),
+    metrics: base.metrics.registry,
+    refreshMetrics: () => refreshGauges(base, usage),
+    seriesNow: () => summariseAll(ops.history, Date.now()),
+  };
+}
+
+function nodeHandle(base: NodeBase, services: Services, api: FastifyInstance): ImgfleetNode {
+  const { config, roles, parts, adapters, metrics, logger, stack, state } = base;
+  const { pool, identity, usage, discovery, singletons, ops, flags } = services;
   return {
     config,
     roles,
+    parts,
     api,
     pool,
     adapters,
@@ -299,48 +381,40 @@ async function assemble(
     singletons,
     ops,
     flags,
-    async listen() {
-      await api.listen({ host: config.server.host, port: config.server.port });
-      const { port } = api.server.address() as AddressInfo;
-      const host = config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host;
-      const url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
-      state.url = config.fleet.advertiseUrl ?? url;
-      await discovery.start();
-      logger.info(
-        { url, port, node: adapters.nodeId, roles: [...roles], fleet: adapters.fleet },
-        `imgfleet listening on ${url} (${[...roles].join(", ")}${adapters.fleet ? ", fleet" : ", embedded"})`,
-      );
-      return url;
-    },
+    listen: () => stack.orUnwind(() => listen(base, api, discovery)),
     async stop() {
       const stopStarted = Date.now();
       state.draining = true;
-      const finished = await closeWithin(api, config.server.shutdownGraceMs);
-      if (!finished) {
-        logger.error(
-          { graceMs: config.server.shutdownGraceMs },
-          "in-flight requests did not finish within server.shutdownGraceMs; their connections were closed",
-        );
-      }
-      const httpClosedMs = Date.now() - stopStarted;
-      await pool?.stop();
-      await ops.stop();
-      flags.stop();
-      await discovery.stop();
-      await usage.stop();
-      await identity.stop();
-      await adapters.close();
-      unlock();
+      await stack.unwind();
       logger.info(
-        { httpClosedMs, workersStoppedMs: Date.now() - stopStarted - httpClosedMs },
+        { stopMs: Date.now() - stopStarted, parts: [...parts] },
         "HTTP server closed, worker processes stopped and leases handed over",
       );
-      return finished;
+      return state.closedInTime;
     },
   };
 }
 
-async function closeWithin(api: FastifyInstance, graceMs: number): Promise<boolean> {
+async function listen(base: NodeBase, api: FastifyInstance, discovery: Discovery): Promise<string> {
+  const { config, adapters, roles, parts, state, logger } = base;
+  await api.listen({ host: config.server.host, port: config.server.port });
+  const { port } = api.server.address() as AddressInfo;
+  const host = config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host;
+  const url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
+  state.url = config.fleet.advertiseUrl ?? url;
+  await discovery.start();
+  logger.info(
+    { url, port, node: adapters.nodeId, roles: [...roles], parts: [...parts], fleet: adapters.fleet },
+    `imgfleet listening on ${url} (${[...roles].join(", ")}${adapters.fleet ? ", fleet" : ", embedded"})`,
+  );
+  return url;
+}
+
+/**
+ * Closes the HTTP server, letting in-flight requests finish for `graceMs`
+ * at most; past it, their connections are closed.
+ */
+async function closeWithin(api: FastifyInstance, graceMs: number, logger: Logger): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const closed = api.close().then(() => true);
   const expired = new Promise<boolean>((resolve) => {
@@ -349,6 +423,10 @@ async function closeWithin(api: FastifyInstance, graceMs: number): Promise<boole
   const finished = await Promise.race([closed, expired]);
   clearTimeout(timer);
   if (!finished) {
+    logger.error(
+      { graceMs },
+      "in-flight requests did not finish within server.shutdownGraceMs; their connections were closed",
+    );
     api.server.closeAllConnections();
     await closed;
   }

@@ -1,5 +1,6 @@
 import { statfsSync } from "node:fs";
 import type { Readiness } from "../api/routes/health.js";
+import type { Part } from "../config/roles.js";
 import type { Config, Role } from "../config/schema.js";
 import type { Singletons } from "../fleet/singletons.js";
 import type { Identity } from "../identity/identity.js";
@@ -15,20 +16,21 @@ export interface ReadinessInputs {
   pool: WorkerPool | null;
   config: Readonly<Config>;
   roles: ReadonlySet<Role>;
+  parts: ReadonlySet<Part>;
   state: { draining: boolean; started: boolean };
   identity: Identity;
   singletons: Singletons;
 }
 
-/** Whether this node can take work now, per role, with the reasons when not (for the load balancer). */
+/** Whether this node can take work now, per part it runs, with the reasons when not (for the load balancer). */
 export function readinessOf(s: ReadinessInputs): Readiness {
   const queue = s.adapters.queue.stats();
   const reasons: string[] = [];
   if (!s.state.started) reasons.push("starting");
   if (s.state.draining) reasons.push("draining");
   if (s.pool && s.pool.workers().length === 0) reasons.push("no worker process is running");
-  if (s.roles.has("api")) {
-    if (!s.identity.cache.loaded) reasons.push("API keys not loaded yet");
+  if (s.parts.has("api-keys") && !s.identity.cache.loaded) reasons.push("API keys not loaded yet");
+  if (s.parts.has("public-api")) {
     if (queue.depth >= queue.capacity) reasons.push("job queue full");
     if (s.adapters.staging.bytes >= s.adapters.staging.maxBytes * SATURATION_SHARE)
       reasons.push("upload staging nearly full");
@@ -38,6 +40,7 @@ export function readinessOf(s: ReadinessInputs): Readiness {
     reasons,
     node: s.adapters.nodeId,
     roles: [...s.roles],
+    parts: [...s.parts],
     leases: s.singletons.held(),
     queue: { depth: queue.depth, capacity: queue.capacity, oldestAgeMs: queue.oldestAgeMs },
     workers: s.pool

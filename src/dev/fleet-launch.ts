@@ -1,7 +1,6 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { delay } from "../util/time.js";
-import type { DevFleet, DevFleetOptions, FleetBinaries } from "./fleet.js";
 import { PostgresMember, SpawnedMember, type SpawnSpec, stopRecords } from "./fleet-members.js";
 import {
   defaultEntry,
@@ -15,6 +14,7 @@ import {
   nodeSpec,
 } from "./fleet-plan.js";
 import { type FleetFile, type FleetProcessRecord, writeFleetFile } from "./fleet-state.js";
+import type { DevFleet, DevFleetOptions, FleetBinaries } from "./fleet-types.js";
 import { apiServerStates, renderHaproxyConfig } from "./haproxy-config.js";
 import { startPostgresServer } from "./postgres-server.js";
 import { freePorts, processStartTime, waitUntilReady } from "./processes.js";

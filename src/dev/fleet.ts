@@ -1,17 +1,17 @@
 import { chmod, mkdir, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { Launch } from "./fleet-launch.js";
-import { type FleetProcess, probeRecord, type StoppedProcess, stopRecords } from "./fleet-members.js";
-import { FLEET_ENTRIES, fleetLayout, type NodeRole } from "./fleet-plan.js";
+import { probeRecord, type StoppedProcess, stopRecords } from "./fleet-members.js";
+import { FLEET_ENTRIES, fleetLayout } from "./fleet-plan.js";
 import {
   type FleetFile,
   type FleetProcessRecord,
-  type FleetRole,
   FleetRunningError,
   liveProcesses,
   readFleetFile,
   writeFleetFile,
 } from "./fleet-state.js";
+import type { DevFleet, DevFleetOptions, FleetBinaries } from "./fleet-types.js";
 import { findNatsServer } from "./nats-cluster.js";
 import { findPostgresBinDir, postgresIdentity } from "./postgres-server.js";
 import { findBinary, isAlive, MissingBinaryError } from "./processes.js";
@@ -28,63 +28,8 @@ export type { FleetProcess, StoppedProcess } from "./fleet-members.js";
 export type { NodeRole } from "./fleet-plan.js";
 export type { FleetFile, FleetProcessRecord, FleetRole } from "./fleet-state.js";
 export { FleetRunningError } from "./fleet-state.js";
+export type { DevFleet, DevFleetOptions, FleetBinaries } from "./fleet-types.js";
 export { MissingBinaryError, ProcessStartError } from "./processes.js";
-
-export interface DevFleetOptions {
-  /** Holds fleet.json, logs, configs and every process's data; created if missing. */
-  stateDir: string;
-  /** Default 2. */
-  apiNodes?: number;
-  /** Default 2. */
-  workerNodes?: number;
-  /** Default 1. */
-  controlNodes?: number;
-  /** `--workers` of each node (worker processes on worker nodes). Default 1: the machines have 2 cores. */
-  workersPerNode?: number;
-  /**
-   * How to run imgfleet, after the node executable: default `[...process.execArgv, process.argv[1]]`,
-   * the running CLI itself. Tests pass `["--import", "tsx", "<repo>/src/cli/main.ts"]`.
-   */
-  entry?: string[];
-  /** Working directory of the nodes (where `--import tsx` resolves). Default: this process's. */
-  cwd?: string;
-  /** Extra environment for every imgfleet node (after the fleet's own IMGFLEET_* variables). */
-  env?: Record<string, string>;
-  /** Extra environment per role, applied last (tests shorten intervals). */
-  roleEnv?: Partial<Record<NodeRole, Record<string, string>>>;
-  /** Default "info". */
-  logLevel?: string;
-  /** Bound on the whole start, every process ready. Default 120 s (five Node processes on two cores). */
-  readyTimeoutMs?: number;
-  /** Remove the data of a previous fleet in this directory first (else its database and streams are kept). */
-  fresh?: boolean;
-  /** Aborting stops whatever was started and rejects. */
-  signal?: AbortSignal;
-}
-
-export interface DevFleet {
-  readonly stateDir: string;
-  /** HAProxy, in front of the API nodes. */
-  readonly url: string;
-  /** Printed once by the first API node on an empty database; null if it was not seen (see fleet.json). */
-  readonly adminKey: string | null;
-  readonly clusterSecret: string;
-  readonly natsUrls: readonly string[];
-  readonly databaseUrl: string;
-  readonly processes: readonly FleetProcess[];
-  /** A process by name: nats-1..3, postgres, api-1, worker-2, control-1, haproxy. Throws if unknown. */
-  process(name: string): FleetProcess;
-  byRole(role: FleetRole): FleetProcess[];
-  /** Stops everything: HAProxy, then the nodes (draining), then PostgreSQL and NATS. */
-  stop(): Promise<void>;
-}
-
-export interface FleetBinaries {
-  nats: string;
-  /** The directory holding initdb and postgres. */
-  postgresBin: string;
-  haproxy: string;
-}
 
 /** The binaries a fleet needs, or one error naming every missing Debian package. */
 export function findFleetBinaries(): FleetBinaries {

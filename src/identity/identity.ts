@@ -1,11 +1,11 @@
 import type { Logger } from "pino";
-import type { Authenticator } from "../api/authentication.js";
-import { anonymousAccess } from "../api/authentication.js";
+import type { Part } from "../config/roles.js";
 import type { Config } from "../config/schema.js";
 import type { Database } from "../db/database.js";
 import type { Singleton } from "../fleet/singletons.js";
 import type { KeyValue } from "../kv/key-value.js";
 import type { IdentityMetrics } from "../metrics/identity-metrics.js";
+import { type Authenticator, anonymousAccess } from "./authenticator.js";
 import { IdentityAdmin, type IssuedKey } from "./identity-admin.js";
 import { IdentityCache } from "./identity-cache.js";
 import { KeyAuthenticator } from "./key-authenticator.js";
@@ -32,8 +32,8 @@ export interface IdentityDeps {
   kv: KeyValue;
   metrics: IdentityMetrics;
   logger: Logger;
-  /** API role: load the data plane and serve authentication from it. */
-  dataPlane: boolean;
+  /** The node's parts: with `api-keys`, load the data plane and serve authentication from it. */
+  parts: ReadonlySet<Part>;
   /** Control role: run the outbox publisher as this singleton (under its lease); null elsewhere. */
   publisher: Singleton | null;
   /** This node's share of each tenant's limits: 1 / live API nodes. */
@@ -50,7 +50,8 @@ export async function startIdentity(deps: IdentityDeps): Promise<Identity> {
     // Where this node runs the publisher it drains the outbox now; elsewhere the node publishes its own change.
     onCommit: (refs) => (publisher ? publisher.poke() : publishNow(db, kv, refs, logger)),
   });
-  const bootstrapKey = deps.dataPlane ? await admin.bootstrapAdminKey() : null;
+  const dataPlane = deps.parts.has("api-keys");
+  const bootstrapKey = dataPlane ? await admin.bootstrapAdminKey() : null;
   // A lone node takes the lease at once, so the bucket is filled before the data plane loads.
   await deps.publisher?.run({
     async start() {
@@ -63,9 +64,9 @@ export async function startIdentity(deps: IdentityDeps): Promise<Identity> {
     },
   });
   const cache = new IdentityCache(kv, metrics);
-  if (deps.dataPlane) await cache.start();
+  if (dataPlane) await cache.start();
   const keys = new KeyAuthenticator(cache, new TenantLimiter(undefined, deps.limitShare));
-  if (deps.dataPlane && config.auth.mode === "none") {
+  if (dataPlane && config.auth.mode === "none") {
     logger.warn(
       "auth.mode is 'none': /v1 answers anyone without an API key, and nothing is rate limited per tenant; use it only behind a gateway that authenticates",
     );

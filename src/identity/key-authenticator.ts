@@ -1,7 +1,6 @@
-import type { FastifyRequest } from "fastify";
-import type { Authenticator, Principal } from "../api/authentication.js";
 import { ProblemError } from "../errors/problem.js";
 import { parseApiKey, secretMatches } from "./api-key.js";
+import type { Authenticator, Principal } from "./authenticator.js";
 import type { IdentityCache } from "./identity-cache.js";
 import { ADMIN_SCOPE, type KeyRecord, type TenantScope } from "./model.js";
 import type { TenantLimiter } from "./tenant-limiter.js";
@@ -21,8 +20,8 @@ export class KeyAuthenticator implements Authenticator {
     private readonly now: () => number = Date.now,
   ) {}
 
-  authenticate(request: FastifyRequest, scope: TenantScope): Principal {
-    const key = this.verify(request);
+  authenticate(authorization: string | undefined, scope: TenantScope): Principal {
+    const key = this.verify(authorization);
     if (key.tenantId === null) {
       throw new ProblemError(
         "wrong-key-type",
@@ -73,10 +72,13 @@ export class KeyAuthenticator implements Authenticator {
     };
   }
 
-  /** For `/admin/v1`: the key must be a live admin key. Returns its id, the audit trail's actor. */
-  authenticateAdmin(request: FastifyRequest): string {
+  /**
+   * For `/admin/v1`, from the `Authorization` header: the key must be a live
+   * admin key. Returns its id, the audit trail's actor.
+   */
+  authenticateAdmin(authorization: string | undefined): string {
     this.#requireLoaded();
-    return this.authenticateAdminKey(bearerToken(request.headers.authorization));
+    return this.authenticateAdminKey(bearerToken(authorization));
   }
 
   /** The same check for a key given as text (the console's sign-in form). */
@@ -91,10 +93,10 @@ export class KeyAuthenticator implements Authenticator {
     return key.id;
   }
 
-  /** The caller's key, live and matching; any failure is a 401. */
-  verify(request: FastifyRequest): KeyRecord {
+  /** The key in an `Authorization: Bearer` header, live and matching; any failure is a 401. */
+  verify(authorization: string | undefined): KeyRecord {
     this.#requireLoaded();
-    return this.verifyToken(bearerToken(request.headers.authorization));
+    return this.verifyToken(bearerToken(authorization));
   }
 
   #requireLoaded(): void {

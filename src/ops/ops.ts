@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import type { Part } from "../config/roles.js";
 import type { Config } from "../config/schema.js";
 import type { Database } from "../db/database.js";
 import type { Discovery } from "../fleet/discovery.js";
@@ -19,8 +20,8 @@ export interface OpsDeps {
   singletons: Singletons;
   metrics: Metrics;
   logger: Logger;
-  /** Control role: run the sampler and the alert evaluator (as singletons). */
-  control: boolean;
+  /** The node's parts: `metrics-sampler` and `alert-evaluator` run here (as singletons, under leases of those names). */
+  parts: ReadonlySet<Part>;
   /** The control singletons' leases, which the lease-missing rule reads. */
   leasesKv: KeyValue;
   /** The node's event log, made before anything else starts. */
@@ -55,7 +56,7 @@ export async function startOps(deps: OpsDeps): Promise<Ops> {
     history,
     sampler: sampling?.sampler ?? null,
     events,
-    evaluate: deps.control && deps.config.ops.sampling,
+    evaluate: deps.parts.has("alert-evaluator") && deps.config.ops.sampling,
   });
   return {
     events,
@@ -73,7 +74,7 @@ export async function startOps(deps: OpsDeps): Promise<Ops> {
 
 /** The metrics-sampler singleton: one control node of the fleet samples every node. */
 async function startSampling(deps: OpsDeps, history: HistoryStore) {
-  if (!deps.control || !deps.config.ops.sampling) return null;
+  if (!deps.parts.has("metrics-sampler") || !deps.config.ops.sampling) return null;
   const sampler = new Sampler({
     nodes: () => deps.discovery.list(),
     history,

@@ -136,7 +136,7 @@ export class ConsoleSessions {
    */
   async authenticateAdmin(request: FastifyRequest): Promise<string> {
     if (request.headers.authorization !== undefined || !hasSessionCookie(request.headers.cookie)) {
-      return this.deps.keys.authenticateAdmin(request);
+      return this.deps.keys.authenticateAdmin(request.headers.authorization);
     }
     const record = await this.#live(request);
     if (!SAFE_METHODS.has(request.method) && !csrfMatches(request.headers[CSRF_HEADER], record.csrf)) {

@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import type { Logger } from "pino";
+import type { Part } from "../config/roles.js";
 import type { Config } from "../config/schema.js";
 import type { Database } from "../db/database.js";
 import type { Singleton } from "../fleet/singletons.js";
@@ -39,8 +40,8 @@ export interface UsageDeps {
   nodeId: string;
   metrics: UsageMetrics;
   logger: Logger;
-  /** API role: meter requests into a local spool and ship it. */
-  meters: boolean;
+  /** The node's parts: with `metering`, meter requests into a local spool and ship it. */
+  parts: ReadonlySet<Part>;
   /** Control role: the aggregator singleton (and the archive sweeper with it); null elsewhere. */
   aggregatorLease: Singleton | null;
   /** Told how many archive files a sweep removed, when it removed any (the event log). */
@@ -68,7 +69,7 @@ export async function startUsage(deps: UsageDeps): Promise<Usage> {
     },
   });
   const parts = { aggregator, archive, metrics: deps.metrics, lease: deps.aggregatorLease };
-  if (!deps.meters) return pipeline({ ...parts, meter: null, spool: null, shipper: null });
+  if (!deps.parts.has("metering")) return pipeline({ ...parts, meter: null, spool: null, shipper: null });
   if (!settings.enabled) {
     logger.warn("usage.enabled is false: requests are not metered and nothing will be billed");
     return pipeline({ ...parts, meter: null, spool: null, shipper: null });

@@ -6,7 +6,7 @@ import type { Metrics } from "../../metrics/metrics.js";
 import type { ResizeResponse, ResizeService } from "../../resize/resize-service.js";
 import type { UsageMeter } from "../../usage/meter.js";
 import { nowMs, roundMs } from "../../util/time.js";
-import type { Authenticator, Principal } from "../authentication.js";
+import type { Authenticator, Principal } from "../../identity/authenticator.js";
 import { installMetering } from "../metering.js";
 import { readUpload } from "../upload.js";
 
@@ -104,7 +104,7 @@ export function resizeRoutes(app: FastifyInstance, deps: ResizeRouteDeps) {
 /** Authenticates; a refusal of a known caller (suspended, over its limits) still names it for the log and the meter. */
 function authenticate(authenticator: Authenticator, request: FastifyRequest, reply: FastifyReply): Principal {
   try {
-    return authenticator.authenticate(request, "resize");
+    return authenticator.authenticate(request.headers.authorization, "resize");
   } catch (error) {
     if (error instanceof ProblemError && error.subject) {
       Object.assign(reply.imgfleet, { tenant: error.subject.tenant, key: error.subject.keyId });

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
 import { parseInput } from "../admin/validation.js";
-import type { Authenticator, Principal } from "../api/authentication.js";
+import type { Authenticator, Principal } from "../../identity/authenticator.js";
 import type { Database } from "../db/database.js";
 import { estimateCost, type Prices } from "./cost.js";
 import { ANONYMOUS_TENANT } from "./model.js";
@@ -52,7 +52,7 @@ export function usageRoutes(app: FastifyInstance, deps: UsageRouteDeps): void {
   };
   const hooks = {
     onRequest: async (request: FastifyRequest, reply: FastifyReply) => {
-      const principal = deps.authenticator.authenticate(request, "usage:read");
+      const principal = deps.authenticator.authenticate(request.headers.authorization, "usage:read");
       callers.set(request, principal);
       reply.headers(principal.headers);
       if (principal.tenant) Object.assign(reply.imgfleet, { tenant: principal.tenant, key: principal.keyId });

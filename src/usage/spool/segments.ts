@@ -6,7 +6,7 @@ import { closeSync, fsyncSync, openSync } from "node:fs";
 import { mkdir, open, readdir, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { encodeFrame, FrameScanner } from "./frames.js";
-import type { BatchRef, SpoolOptions, SpoolRecovery } from "./usage-spool.js";
+import type { BatchRef, SpoolOptions, SpoolRecovery } from "./spool-types.js";
 
 const SEGMENT_NAME = /^seg-(\d{16})\.spool$/;
 

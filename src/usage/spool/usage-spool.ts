@@ -11,38 +11,9 @@ import { sortableId } from "../../identity/ids.js";
 import { groupRecords, type MeterRecord, type UsageBatch } from "../model.js";
 import { decodeBatch, encodeFrame, type Frame } from "./frames.js";
 import { type RecoveredSpool, recoverSpool, segmentName, syncDir } from "./segments.js";
+import type { BatchRef, SpoolOptions, SpoolRecovery } from "./spool-types.js";
 
-export interface SpoolOptions {
-  dir: string;
-  /** Goes into UsageBatch.node. */
-  node: string;
-  /** The bound `full` checks. */
-  maxBytes: number;
-  /** After a seal, if the current segment is at least this big, the next batch opens a new segment. */
-  segmentBytes: number;
-  /** always: after every record and seal; seal: after each seal (and the directory on segment changes); never. */
-  fsync: "always" | "seal" | "never";
-  /** For tests. */
-  now?: () => number;
-}
-
-/** Where a sealed batch lies: frames [start, end) of segment `segment`. */
-export interface BatchRef {
-  id: string;
-  segment: number;
-  start: number;
-  end: number;
-  sealedAt: number;
-  records: number;
-}
-
-/** What `open` had to repair, for a log line. */
-export interface SpoolRecovery {
-  truncatedBytes: number;
-  repairedSegments: string[];
-  recoveredBatch: BatchRef | null;
-  droppedEmptyBatch: boolean;
-}
+export type { BatchRef, SpoolOptions, SpoolRecovery } from "./spool-types.js";
 
 interface Segment {
   seq: number;
