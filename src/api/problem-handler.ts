@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { ADMIN_PREFIX } from "../contract/paths.js";
 import { DatabaseUnavailableError } from "../db/database.js";
 import { ProblemError } from "../errors/problem.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -13,7 +14,7 @@ function fromFastify(error: FastifyError, maxInputBytes: number, url: string): P
       });
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
     case "FST_INVALID_MULTIPART_CONTENT_TYPE":
-      if (url.startsWith("/admin/")) {
+      if (url.startsWith(`${ADMIN_PREFIX}/`)) {
         return new ProblemError(
           "unsupported-media-type",
           "send the body as JSON with Content-Type: application/json",
@@ -79,9 +80,30 @@ export function installProblemHandlers(app: FastifyInstance, metrics: Metrics, m
     return sendProblem(reply, problem);
   });
   app.setNotFoundHandler((request, reply) => {
-    sendProblem(
-      reply,
-      new ProblemError("not-found", `no route for ${request.method} ${request.url.split("?")[0]}`),
-    );
+    const path = request.url.split("?")[0] ?? "/";
+    const allow = allowedMethods(app, path);
+    if (allow.length > 0) {
+      reply.header("allow", allow.join(", "));
+      return sendProblem(
+        reply,
+        new ProblemError(
+          "method-not-allowed",
+          `${path} does not take ${request.method}; use ${allow.join(" or ")}`,
+          {
+            extras: { allow },
+          },
+        ),
+      );
+    }
+    return sendProblem(reply, new ProblemError("not-found", `no route for ${request.method} ${path}`));
   });
+}
+
+/**
+ * The methods some route answers on this path. Fastify calls the not-found
+ * handler for a known path with the wrong method too; HTTP says that is a
+ * 405 naming the methods that would work.
+ */
+function allowedMethods(app: FastifyInstance, path: string): string[] {
+  return app.supportedMethods.filter((method) => app.findRoute({ method, url: path }) !== null).sort();
 }

@@ -1,3 +1,5 @@
+import { PROBLEMS_PREFIX } from "../contract/paths.js";
+
 /**
  * The one registry of problem types (RFC 9457). Every error that can reach a
  * client or a log has a stable code here. `docs/errors.md` documents each
@@ -20,6 +22,7 @@ export const PROBLEM_TYPES = {
   "format-not-allowed": { status: 403, title: "The output format is not enabled for this account" },
   "csrf-failed": { status: 403, title: "The request lacks a valid CSRF token" },
   "not-found": { status: 404, title: "No such resource" },
+  "method-not-allowed": { status: 405, title: "The path does not accept this method" },
   conflict: { status: 409, title: "The request conflicts with existing data" },
   "too-large": { status: 413, title: "Input image is too large" },
   "unsupported-media-type": { status: 415, title: "Unsupported Content-Type" },
@@ -49,7 +52,7 @@ export type ProblemCode = keyof typeof PROBLEM_TYPES;
 export const RETIRED_PROBLEM_CODES: readonly string[] = [];
 
 /** Problem types are relative URIs served by every node at `/problems/<code>`. */
-export const PROBLEM_TYPE_PREFIX = "/problems/";
+export const PROBLEM_TYPE_PREFIX = `${PROBLEMS_PREFIX}/`;
 
 export function problemTypeUri(code: ProblemCode): string {
   return `${PROBLEM_TYPE_PREFIX}${code}`;

@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import sharp from "sharp";
 import { beforeAll, describe, expect, it } from "vitest";
 import { animatedGif, solidImage } from "../helpers/images.js";
@@ -267,8 +269,64 @@ describe("the resize API over HTTP", () => {
       const res = await fetch(`${node().url}/v2/nothing`);
       expect(res.status).toBe(404);
       expect((await problem(res)).type).toBe("/problems/not-found");
-      const doc = await fetch(`${node().url}/problems/too-many-pixels`);
+      const doc = await fetch(`${node().url}/problems/too-many-pixels`, {
+        headers: { accept: "application/json" },
+      });
       expect(await doc.json()).toMatchObject({ status: 422, title: expect.any(String) });
+    });
+
+    it("answers a known path with the wrong method 405, naming the methods in Allow", async () => {
+      const cases: Array<[string, string, string]> = [
+        ["GET", "/v1/resize?w=10", "POST"],
+        ["PUT", "/v1/formats", "GET, HEAD"],
+        ["POST", "/healthz", "GET, HEAD"],
+        ["PUT", `/admin/v1/tenants/${node().tenant}`, "DELETE, GET, HEAD, PATCH"],
+        ["GET", `/admin/v1/tenants/${node().tenant}/suspend`, "POST"],
+        ["DELETE", "/problems/too-large", "GET, HEAD"],
+      ];
+      for (const [method, path, allow] of cases) {
+        const res = await fetch(`${node().url}${path}`, { method });
+        expect(res.status, `${method} ${path}`).toBe(405);
+        expect(res.headers.get("allow"), `${method} ${path}`).toBe(allow);
+        const body = await problem(res);
+        expect(body).toMatchObject({ type: "/problems/method-not-allowed", status: 405 });
+        expect(body.allow).toEqual(allow.split(", "));
+        expect(body.detail).toContain(method);
+      }
+      // The type is documented like every other, and an unknown path is still a 404.
+      expect((await fetch(`${node().url}/problems/method-not-allowed`)).status).toBe(200);
+      expect((await fetch(`${node().url}/v1/resize/nothing`)).status).toBe(404);
+    });
+
+    it("serves each problem type's documentation from docs/errors.md as HTML or Markdown", async () => {
+      const docs = readFileSync(join(import.meta.dirname, "../../docs/errors.md"), "utf8");
+      const section = docs.split("## too-many-pixels\n")[1]?.split("\n## ")[0]?.trim() ?? "";
+      expect(section).toContain("limits.maxInputPixels");
+
+      const html = await fetch(`${node().url}/problems/too-many-pixels`, {
+        headers: { accept: "text/html" },
+      });
+      expect(html.status).toBe(200);
+      expect(html.headers.get("content-type")).toMatch(/^text\/html/);
+      const page = await html.text();
+      expect(page).toContain("<h1>The image has too many pixels</h1>");
+      expect(page).toContain("<code>limits.maxInputPixels</code>");
+      expect(page).not.toContain("docs/errors.md#");
+
+      const md = await fetch(`${node().url}/problems/too-many-pixels`, {
+        headers: { accept: "text/markdown" },
+      });
+      expect(md.headers.get("content-type")).toMatch(/^text\/markdown/);
+      expect(await md.text()).toContain(section);
+
+      // A browser's Accept gets the page; an unknown type is a 404 problem.
+      const browser = await fetch(`${node().url}/problems/timeout`, {
+        headers: { accept: "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8" },
+      });
+      expect(browser.headers.get("content-type")).toMatch(/^text\/html/);
+      const unknown = await fetch(`${node().url}/problems/no-such-type`);
+      expect(unknown.status).toBe(404);
+      expect((await problem(unknown)).type).toBe("/problems/not-found");
     });
   });
 });
