@@ -1,7 +1,9 @@
 import path from "node:path";
 import { type Command, InvalidArgumentError } from "commander";
+import { CLI_ENV } from "../config/sources.js";
 import type { DevFleet, DevFleetStatus, StoppedProcess } from "../dev/fleet.js";
 import { renderTable } from "./admin/table.js";
+import { cliCommand, pathExport, shellWord } from "./invocation.js";
 
 /**
  * `imgfleet dev fleet up|down|status`: a whole fleet on this machine for
@@ -90,7 +92,7 @@ async function up(flags: UpFlags): Promise<number> {
       fresh: flags.fresh === true,
       signal: interrupted.signal,
     });
-    process.stdout.write(describeFleet(fleet, flags.dir));
+    process.stdout.write(describeFleet(fleet));
     return 0;
   } catch (error) {
     if (interrupted.signal.aborted) throw interrupted.signal.reason;
@@ -101,7 +103,9 @@ async function up(flags: UpFlags): Promise<number> {
   }
 }
 
-function describeFleet(fleet: DevFleet, dir: string): string {
+export function describeFleet(
+  fleet: Pick<DevFleet, "url" | "adminKey" | "stateDir" | "processes" | "process">,
+): string {
   const rows = [
     { name: "load balancer", url: fleet.url, pid: fleet.process("haproxy").pid(), log: "" },
     ...fleet.processes
@@ -114,10 +118,20 @@ function describeFleet(fleet: DevFleet, dir: string): string {
     { header: "PID", value: (r) => r.pid, align: "right" },
     { header: "LOG", value: (r) => r.log },
   ]);
+  const exports = [
+    `export ${CLI_ENV.url}=${fleet.url}`,
+    ...(fleet.adminKey ? [`export ${CLI_ENV.adminKey}=${fleet.adminKey}`] : []),
+    pathExport(),
+  ].map((line) => `  ${line}\n`);
   const key = fleet.adminKey
-    ? `admin key: ${fleet.adminKey}\n\n  export IMGFLEET_URL=${fleet.url} IMGFLEET_ADMIN_KEY=${fleet.adminKey}\n`
-    : `admin key: not printed by this start (the database was not empty); use the one from its first start,\nor start again with --fresh.\n\n  export IMGFLEET_URL=${fleet.url}\n`;
-  return `dev fleet running (state in ${fleet.stateDir})\n\n${table}\n\n${key}\nstatus: imgfleet dev fleet status --dir ${dir}\nstop:   imgfleet dev fleet down --dir ${dir}\n`;
+    ? `admin key: ${fleet.adminKey}\n`
+    : "admin key: not printed by this start (the database was not empty); use the one from its first start,\nor start again with --fresh.\n";
+  // The state directory by its full path: these lines work pasted in any directory.
+  const where = `--dir ${shellWord(fleet.stateDir)}`;
+  return (
+    `dev fleet running (state in ${fleet.stateDir})\n\n${table}\n\n${key}\n${exports.join("")}\n` +
+    `nodes:  ${cliCommand("nodes")}\nstatus: ${cliCommand(`dev fleet status ${where}`)}\nstop:   ${cliCommand(`dev fleet down ${where}`)}\n`
+  );
 }
 
 async function down(flags: DirFlags): Promise<number> {

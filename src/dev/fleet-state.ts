@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
+import { cliCommand, shellWord } from "../cli/invocation.js";
 import { isAlive } from "./processes.js";
 
 /**
@@ -104,7 +105,7 @@ export class FleetRunningError extends Error {
   ) {
     super(
       `a dev fleet is already running from ${stateDir} (${live.map((p) => `${p.name} pid ${p.pid}`).join(", ")}); ` +
-        `stop it first: imgfleet dev fleet down --dir ${stateDir}`,
+        `stop it first: ${cliCommand(`dev fleet down --dir ${shellWord(stateDir)}`)}`,
     );
   }
 }
