@@ -1,12 +1,17 @@
-import { INTERNAL_PREFIX } from "../api/routes/internal.js";
-import { signRequest } from "../fleet/cluster-auth.js";
 import type { JobMessage, StagedRef } from "../queue/job-queue.js";
 import { jitteredBackoffMs } from "../util/backoff.js";
 import { delay } from "../util/time.js";
 import type { JobDataPath } from "./data-path.js";
+import {
+  HEADERS,
+  outcomeBody,
+  outcomeHeader,
+  resultPath,
+  signRequest,
+  stagedPath,
+} from "./data-path-protocol.js";
 import { InternalHttpClient, type InternalResponse, ResponseTooLargeError } from "./internal-http.js";
 import type { JobOutcome } from "./job-outcome.js";
-import { OUTCOME_HEADER, outcomeBody, outcomeHeader } from "./outcome-wire.js";
 
 export interface HttpDataPathOptions {
   clusterSecret: string;
@@ -44,7 +49,7 @@ export class HttpDataPath implements JobDataPath {
     ref: StagedRef,
     deadline = Date.now() + this.options.attemptTimeoutMs,
   ): Promise<Buffer | undefined> {
-    const path = `${INTERNAL_PREFIX}/staged/${encodeURIComponent(ref.key)}`;
+    const path = stagedPath(ref.key);
     try {
       const res = await this.#call(this.#base(ref), "GET", path, undefined, deadline, {});
       return res.body;
@@ -55,9 +60,9 @@ export class HttpDataPath implements JobDataPath {
   }
 
   async postResult(job: JobMessage, outcome: JobOutcome): Promise<boolean> {
-    const path = `${INTERNAL_PREFIX}/results/${encodeURIComponent(job.id)}`;
+    const path = resultPath(job.id);
     const body = outcomeBody(outcome);
-    const headers = { [OUTCOME_HEADER]: outcomeHeader(outcome), "content-type": "application/octet-stream" };
+    const headers = { [HEADERS.outcome]: outcomeHeader(outcome), "content-type": "application/octet-stream" };
     try {
       await this.#call(this.#base(job.input), "POST", path, body, job.deadline, headers);
       return true;
@@ -114,7 +119,7 @@ export class HttpDataPath implements JobDataPath {
 }
 
 function authReason(res: InternalResponse): string {
-  const reason = res.headers["x-imgfleet-auth"];
+  const reason = res.headers[HEADERS.authFailure];
   return reason
     ? ` (cluster authentication: ${reason}; check that every node has the same fleet.clusterSecret and a synchronised clock)`
     : "";

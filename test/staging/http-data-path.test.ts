@@ -2,9 +2,9 @@ import { createServer, type RequestListener } from "node:http";
 import type { AddressInfo } from "node:net";
 import Fastify from "fastify";
 import { describe, expect, it, onTestFinished } from "vitest";
-import { INTERNAL_PREFIX, internalRoutes } from "../../src/api/routes/internal.js";
+import { internalRoutes } from "../../src/api/internal/data-path-routes.js";
 import { freePort } from "../../src/dev/ports.js";
-import { signRequest } from "../../src/fleet/cluster-auth.js";
+import { resultPath, signRequest, stagedPath } from "../../src/staging/data-path-protocol.js";
 import { HttpDataPath } from "../../src/staging/http-data-path.js";
 import type { JobOutcome } from "../../src/staging/job-outcome.js";
 import { PendingResults } from "../../src/staging/pending-results.js";
@@ -87,7 +87,7 @@ describe("fleet data path over HTTP", () => {
     await expect(
       pathTo(node.url, "another-secret-entirely-0123456789abcdef").fetchInput(ref, Date.now() + 300),
     ).rejects.toThrow(/before the job's deadline/);
-    const path = `${INTERNAL_PREFIX}/staged/k`;
+    const path = stagedPath("k");
     const res = await fetch(`${node.url}${path}`, {
       headers: signRequest("wrong-secret-xxxxxxxxxxxxxxxxxxxxxxxx", "GET", path),
     });
@@ -97,7 +97,7 @@ describe("fleet data path over HTTP", () => {
   it("refuses unsigned, stale and replayed requests", async () => {
     const node = await apiNode();
     node.stage("k", Buffer.from("bytes"));
-    const path = `${INTERNAL_PREFIX}/staged/k`;
+    const path = stagedPath("k");
     const status = async (headers: Record<string, string>) => {
       const res = await fetch(`${node.url}${path}`, { headers });
       await res.arrayBuffer();
@@ -115,7 +115,7 @@ describe("fleet data path over HTTP", () => {
 
   it("refuses a result whose body was changed after signing", async () => {
     const node = await apiNode();
-    const path = `${INTERNAL_PREFIX}/results/job-x`;
+    const path = resultPath("job-x");
     const signed = signRequest(SECRET, "POST", path, Buffer.from("original"));
     const res = await fetch(`${node.url}${path}`, {
       method: "POST",

@@ -1,0 +1,180 @@
+/**
+ * The fleet's internal data-path protocol, in one place: where a worker
+ * fetches a job's staged input and posts its outcome on the API node that
+ * staged it (paths), how each request signs itself with the cluster secret
+ * (headers and signature), and how an outcome travels (its metadata,
+ * versioned and checked, in a header; the image bytes as the body). The
+ * worker's side is HttpDataPath beside this module; the API node's side is
+ * the handler under src/api/internal/.
+ */
+import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { z } from "zod";
+import { INTERNAL_PREFIX } from "../contract/paths.js";
+import { PROBLEM_TYPES, type ProblemCode } from "../errors/problem-types.js";
+import { OUTPUT_FORMATS } from "../image/formats.js";
+import { checkWire, stamped, type WireRead } from "../wire/wire.js";
+import type { JobOutcome } from "./job-outcome.js";
+
+// ---- Paths ----------------------------------------------------------------------------------
+
+/** Route patterns the API node serves. */
+export const DATA_PATH_ROUTES = {
+  staged: `${INTERNAL_PREFIX}/staged/:key`,
+  results: `${INTERNAL_PREFIX}/results/:jobId`,
+} as const;
+
+export function stagedPath(key: string): string {
+  return `${INTERNAL_PREFIX}/staged/${encodeURIComponent(key)}`;
+}
+
+export function resultPath(jobId: string): string {
+  return `${INTERNAL_PREFIX}/results/${encodeURIComponent(jobId)}`;
+}
+
+/** A result is one output image: 8192² RGBA PNG at worst is ~270 MB; anything larger is not ours. */
+export const MAX_RESULT_BYTES = 320 * 1024 * 1024;
+
+// ---- Signature ------------------------------------------------------------------------------
+
+/** How far a request's clock may be from ours: covers clock skew and a slow network, not replays. */
+export const MAX_SKEW_MS = 30_000;
+/** Nonces remembered to refuse replays within the skew window; a bound, not an expectation. */
+const MAX_NONCES = 200_000;
+
+export const HEADERS = {
+  timestamp: "x-imgfleet-timestamp",
+  nonce: "x-imgfleet-nonce",
+  signature: "x-imgfleet-signature",
+  /** On a refusal: why (a ClusterAuthFailure), for the worker's log. */
+  authFailure: "x-imgfleet-auth",
+  /** A job outcome's metadata; the image bytes travel as the body. */
+  outcome: "x-imgfleet-outcome",
+} as const;
+
+export type ClusterAuthFailure = "missing" | "stale" | "replayed" | "signature" | "busy";
+
+function bodyHash(body: Uint8Array | undefined): string {
+  return createHash("sha256")
+    .update(body ?? new Uint8Array(0))
+    .digest("hex");
+}
+
+function mac(secret: string, method: string, path: string, timestamp: string, nonce: string, hash: string) {
+  return createHmac("sha256", secret).update(`${method}\n${path}\n${timestamp}\n${nonce}\n${hash}`).digest();
+}
+
+/**
+ * Headers that authenticate one internal request between nodes: an HMAC of
+ * the method, path, time, a fresh nonce and the body's hash, keyed by the
+ * cluster secret. Not a session: every request signs itself.
+ */
+export function signRequest(
+  secret: string,
+  method: string,
+  path: string,
+  body?: Uint8Array,
+  now = Date.now(),
+): Record<string, string> {
+  const timestamp = String(now);
+  const nonce = randomBytes(16).toString("base64url");
+  const signature = mac(secret, method, path, timestamp, nonce, bodyHash(body)).toString("base64url");
+  return { [HEADERS.timestamp]: timestamp, [HEADERS.nonce]: nonce, [HEADERS.signature]: signature };
+}
+
+/**
+ * Checks internal requests: signature in constant time, timestamp within
+ * the skew, and a nonce not seen before within that window (replay-safe).
+ */
+export class ClusterVerifier {
+  /** Nonce → when it stops mattering (its timestamp + skew). Insertion order ≈ expiry order. */
+  readonly #nonces = new Map<string, number>();
+
+  constructor(
+    private readonly secret: string,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  verify(
+    method: string,
+    path: string,
+    headers: Record<string, string | string[] | undefined>,
+    body?: Uint8Array,
+  ): ClusterAuthFailure | null {
+    const timestamp = one(headers[HEADERS.timestamp]);
+    const nonce = one(headers[HEADERS.nonce]);
+    const signature = one(headers[HEADERS.signature]);
+    if (!timestamp || !nonce || !signature) return "missing";
+    const at = Number(timestamp);
+    const now = this.now();
+    if (!Number.isFinite(at) || Math.abs(now - at) > MAX_SKEW_MS) return "stale";
+    const expected = mac(this.secret, method, path, timestamp, nonce, bodyHash(body));
+    const given = Buffer.from(signature, "base64url");
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return "signature";
+    this.#forgetExpired(now);
+    if (this.#nonces.has(nonce)) return "replayed";
+    if (this.#nonces.size >= MAX_NONCES) return "busy";
+    this.#nonces.set(nonce, at + MAX_SKEW_MS);
+    return null;
+  }
+
+  #forgetExpired(now: number): void {
+    for (const [nonce, until] of this.#nonces) {
+      if (until > now) break;
+      this.#nonces.delete(nonce);
+    }
+  }
+}
+
+function one(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+// ---- Outcome --------------------------------------------------------------------------------
+
+const count = z.number().finite().nonnegative();
+const PROBLEM_CODES = Object.keys(PROBLEM_TYPES) as [ProblemCode, ...ProblemCode[]];
+
+/*
+ * What an outcome's header carries (version 1). Timings are strict: the
+ * API node bills from them, so a time this version does not know would be
+ * left off the bill in silence. The output's description tolerates (drops)
+ * fields it does not know: they can only describe the image further.
+ */
+const WorkerTimingsWire = z.strictObject({ queueMs: count, fetchMs: count, processMs: count, cpuMs: count });
+const OutputInfoWire = z.object({
+  format: z.enum(OUTPUT_FORMATS),
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  bytes: z.number().int().nonnegative(),
+  pages: z.number().int().positive(),
+});
+const OutcomeMetaWire = z.discriminatedUnion("ok", [
+  z.object({ ok: z.literal(true), info: OutputInfoWire, timings: WorkerTimingsWire }),
+  z.object({
+    ok: z.literal(false),
+    problem: z.object({ code: z.enum(PROBLEM_CODES), detail: z.string() }),
+    timings: WorkerTimingsWire,
+  }),
+]);
+
+type OutcomeMeta = z.infer<typeof OutcomeMetaWire>;
+
+export function outcomeHeader(outcome: JobOutcome): string {
+  const meta: OutcomeMeta = outcome.ok
+    ? { ok: true, info: outcome.info, timings: outcome.timings }
+    : { ok: false, problem: outcome.problem, timings: outcome.timings };
+  return Buffer.from(JSON.stringify(stamped(meta))).toString("base64url");
+}
+
+export function outcomeBody(outcome: JobOutcome): Buffer {
+  return outcome.ok ? outcome.data : Buffer.alloc(0);
+}
+
+/** Rebuilds an outcome from its header and body; a rejection (not yet reported) when the header is not one. */
+export function decodeOutcome(header: string | undefined, body: Buffer, peer: string): WireRead<JobOutcome> {
+  const origin = { source: "data-path-outcome" as const, from: `peer ${peer}` };
+  const read = checkWire(OutcomeMetaWire, Buffer.from(header ?? "", "base64url"), origin);
+  if (!read.ok) return read;
+  const meta = read.value;
+  return { ok: true, value: meta.ok ? { ...meta, data: body } : meta };
+}
