@@ -322,6 +322,45 @@ describe("imgfleet keys", () => {
   });
 });
 
+describe("imgfleet: a tenant by its name", () => {
+  it("takes a tenant's unique name wherever it takes its id, and suggests close names with their ids", async () => {
+    const acme = await makeTenant("acme");
+    await makeTenant("acme labs");
+    const gone = await makeTenant("old acme");
+    expect((await node().admin("DELETE", `/tenants/${gone.id}`)).status).toBe(200);
+
+    const [created, shown, misspelt, partial, deleted] = await Promise.all([
+      cli("keys", "create", "acme", "--scope", "resize"),
+      cli("tenants", "show", "ACME", "--json"),
+      cli("keys", "create", "acne"),
+      cli("keys", "list", "acm"),
+      cli("audit", "--tenant", "old acme", "--json"),
+    ]);
+    // `keys create acme` as the issue typed it: the key is acme's.
+    expect(ok(created)).toContain(`created API key key_`);
+    expect(created.stdout).toContain(`for tenant acme (${acme.id})`);
+    const secret = /^secret: (imf_\S+)$/m.exec(created.stdout)?.[1] ?? "";
+    expect(await eventually(() => resizeWith(secret), 200)).toBe(200);
+    // Names are unique ignoring case, as the node enforces them.
+    expect(json<TenantJson>(shown).id).toBe(acme.id);
+
+    // A typo: the close names, with ids to copy.
+    expect(misspelt.code).toBe(1);
+    expect(misspelt.stdout).toBe("");
+    expect(misspelt.stderr).toContain("no tenant named acne");
+    expect(misspelt.stderr).toContain(`did you mean acme (${acme.id})`);
+    // Part of a name: the live tenants containing it, never a guess at which one was meant.
+    expect(partial.code).toBe(1);
+    expect(partial.stderr).toContain(`acme (${acme.id})`);
+    expect(partial.stderr).toContain("acme labs (ten_");
+    expect(partial.stderr).not.toContain("old acme");
+    // A deleted tenant's name still finds its history.
+    const entries = json<AuditJson[]>(deleted);
+    expect(entries.map((e) => e.action)).toContain("tenant.delete");
+    expect(entries.every((e) => e.tenantId === gone.id)).toBe(true);
+  });
+});
+
 describe("imgfleet admin-keys", () => {
   it("creates an admin key that works, lists it and revokes it", async () => {
     const created = ok(await cli("admin-keys", "create", "--name", "ops", "--expires-in", "12h"));

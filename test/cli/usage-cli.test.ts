@@ -67,7 +67,8 @@ describe("imgfleet usage", () => {
       cli("usage", ...RANGE, "--json"),
       cli("usage", ...RANGE, "--tenant", a, "--granularity", "hour", "--csv"),
       cli("usage", ...RANGE),
-      cli("usage", ...RANGE, "--tenant", a, "--by-outcome"),
+      // A tenant by its name, as well as by its id.
+      cli("usage", ...RANGE, "--tenant", "test tenant", "--by-outcome"),
     ]);
 
     const api = await (await node().admin("GET", "/usage?from=2025-05-01&to=2025-06-01")).json();
@@ -97,31 +98,37 @@ describe("imgfleet usage", () => {
     const out = ok(table).trimEnd().split("\n");
     expect(out[0]).toBe("daily usage of every tenant, 2025-05-01 00:00Z to 2025-06-01 00:00Z");
     expect(out[1]).toMatch(
-      /^PERIOD +TENANT +REQUESTS +OK +4XX +5XX +BYTES IN +BYTES OUT +PIXELS IN +PIXELS OUT +CPU$/,
+      /^PERIOD +TENANT +NAME +REQUESTS +OK +4XX +5XX +BYTES IN +BYTES OUT +PIXELS IN +PIXELS OUT +CPU$/,
     );
     const rowOf = (tenant: string, day: string) => out.find((l) => l.startsWith(day) && l.includes(tenant));
+    // Each tenant's name beside its id.
+    expect(rowOf(a, "2025-05-02")).toContain(`${a}  test tenant `);
+    expect(rowOf(b, "2025-05-02")).toContain(`${b}  usage cli b `);
     expect(rowOf(a, "2025-05-02")).toMatch(/ +2 +1 +1 +0 +2.00 MB +1.00 MB +12.0 Mpx +3.00 Mpx +1.50 s$/);
     expect(rowOf(b, "2025-05-02")).toMatch(/ +1 +1 +0 +0 +1.00 GB +500 MB +50.0 Mpx +12.5 Mpx +1.50 s$/);
-    expect(out.at(-2)).toMatch(/^total +2 tenants +4 +3 +1 +0 +1.00 GB +501 MB +63.0 Mpx +15.8 Mpx +4.50 s$/);
+    expect(out.at(-2)).toMatch(
+      /^total +2 tenants +- +4 +3 +1 +0 +1.00 GB +501 MB +63.0 Mpx +15.8 Mpx +4.50 s$/,
+    );
     expect(out.at(-1)).toBe("bytes, pixels and CPU count successful requests only (what is billed)");
     // Aligned: every row's REQUESTS ends where the header's does.
     const end = (out[1]?.indexOf("REQUESTS") ?? 0) + "REQUESTS".length;
     for (const l of out.slice(2, -1)) expect(l.slice(0, end)).toMatch(/\d$/);
 
     const outcomes = ok(byOutcome).trimEnd().split("\n");
-    expect(outcomes[1]).toMatch(/^PERIOD +TENANT +OUTCOME +REQUESTS +BYTES IN/);
-    expect(outcomes.slice(2).map((l) => l.split(/ +/).slice(0, 4))).toEqual([
-      ["2025-05-02", a, "ok", "1"],
-      ["2025-05-02", a, "client_error", "1"],
-      ["2025-05-31", a, "ok", "1"],
-      ["total", "1", "tenant", "-"],
+    expect(outcomes[0]).toBe(`daily usage of test tenant (${a}), 2025-05-01 00:00Z to 2025-06-01 00:00Z`);
+    expect(outcomes[1]).toMatch(/^PERIOD +TENANT +NAME +OUTCOME +REQUESTS +BYTES IN/);
+    expect(outcomes.slice(2).map((l) => l.split(/ {2,}/).slice(0, 5))).toEqual([
+      ["2025-05-02", a, "test tenant", "ok", "1"],
+      ["2025-05-02", a, "test tenant", "client_error", "1"],
+      ["2025-05-31", a, "test tenant", "ok", "1"],
+      ["total", "1 tenant", "-", "-", "3"],
     ]);
   });
 
   it("estimates cost for every tenant or one, as a table or JSON", async () => {
     const [all, one, asJson] = await Promise.all([
       cli("usage", "cost", "--month", "2025-05"),
-      cli("usage", "cost", "--month", "2025-05", "--tenant", b),
+      cli("usage", "cost", "--month", "2025-05", "--tenant", "Usage CLI b"),
       cli("usage", "cost", "--month", "2025-05", "--json"),
     ]);
     const api = (await (await node().admin("GET", "/usage/cost?month=2025-05")).json()) as {
@@ -133,14 +140,15 @@ describe("imgfleet usage", () => {
 
     const table = ok(all).trimEnd().split("\n");
     expect(table[0]).toBe(`cost estimates for 2025-05, in ${api.currency}`);
-    expect(table[1]).toMatch(/^TENANT +REQUESTS +GB IN +GB OUT +MEGAPIXELS +CPU HOURS +TOTAL$/);
+    expect(table[1]).toMatch(/^TENANT +NAME +REQUESTS +GB IN +GB OUT +MEGAPIXELS +CPU HOURS +TOTAL$/);
+    expect(table.find((l) => l.startsWith(b))).toMatch(new RegExp(`^${b} +usage cli b +1 `));
     expect(table).toHaveLength(2 + api.tenants.length + 1);
     expect(table.at(-1)).toMatch(
-      new RegExp(`^total +3 +1.0025 +0.50125 +63 +0.00125 +${api.total.toFixed(2)}$`),
+      new RegExp(`^total +- +3 +1.0025 +0.50125 +63 +0.00125 +${api.total.toFixed(2)}$`),
     );
 
     const details = ok(one);
-    expect(details).toContain(`cost estimate for ${b}, 2025-05\n`);
+    expect(details).toContain(`cost estimate for usage cli b (${b}), 2025-05\n`);
     expect(details).toMatch(/^ITEM +QUANTITY +UNIT +UNIT PRICE +AMOUNT$/m);
     // The node's default plan: 0.02 per GB in, so 1 GB costs 0.0200.
     expect(details).toMatch(/^gbIn +1 +GB +0.02 +0.0200$/m);
@@ -150,10 +158,11 @@ describe("imgfleet usage", () => {
   });
 
   it("refuses a malformed --month before asking the node (exit 2), and shows the node's refusals (exit 1)", async () => {
-    const [badMonth, tooLong, unknownTenant] = await Promise.all([
+    const [badMonth, tooLong, unknownTenant, unknownName] = await Promise.all([
       cli("usage", "cost", "--month", "2025-13"),
       cli("usage", "--granularity", "hour", "--from", "2025-01-01", "--to", "2025-03-01"),
       cli("usage", "cost", "--tenant", "ten_00000000000000000000000000"),
+      cli("usage", "cost", "--tenant", "usage cli"),
     ]);
     expect(badMonth.code).toBe(2);
     expect(badMonth.stdout).toBe("");
@@ -166,6 +175,11 @@ describe("imgfleet usage", () => {
 
     expect(unknownTenant.code).toBe(1);
     expect(unknownTenant.stderr).toContain("no tenant ten_00000000000000000000000000");
+
+    // Part of a name is no name: the tenants that contain it, with their ids.
+    expect(unknownName.code).toBe(1);
+    expect(unknownName.stderr).toContain("no tenant named 'usage cli'");
+    expect(unknownName.stderr).toContain(`did you mean usage cli b (${b})?`);
   });
 
   it("formats sizes with three significant digits and decimal prefixes", () => {

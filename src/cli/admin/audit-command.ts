@@ -11,6 +11,7 @@ import {
   usageExitCodes,
 } from "./common.js";
 import { type Column, renderTable, shortDate } from "./table.js";
+import { optionalTenantId } from "./tenant-ref.js";
 
 interface AuditFlags extends ConnectionFlags {
   tenant?: string;
@@ -28,7 +29,7 @@ export function registerAuditCommand(program: Command): void {
       program.command("audit").description("show the audit trail of admin changes, newest first"),
     ),
   )
-    .option("--tenant <id>", "changes to this tenant and its keys")
+    .option("--tenant <tenant>", "changes to this tenant (name or id) and its keys")
     .option("--actor <id>", "changes made with this admin key (or `bootstrap`)")
     .option("--action <action>", "e.g. tenant.update, or tenant for every tenant.* action")
     .option("--since <when>", "from this long ago (24h, 7d) or an ISO 8601 date-time", instantOrAgo)
@@ -38,8 +39,9 @@ export function registerAuditCommand(program: Command): void {
 }
 
 async function audit(flags: AuditFlags): Promise<void> {
-  const page = await clientFrom(flags).listAudit({
-    tenant: flags.tenant,
+  const client = clientFrom(flags);
+  const page = await client.listAudit({
+    tenant: await optionalTenantId(client, flags.tenant),
     actor: flags.actor,
     action: flags.action,
     since: flags.since,

@@ -11,6 +11,7 @@ import {
   usageExitCodes,
 } from "./common.js";
 import { type Column, renderDetails, renderTable, shortDate } from "./table.js";
+import { tenantId } from "./tenant-ref.js";
 
 interface SetFlags extends ConnectionFlags {
   percentage?: number;
@@ -46,7 +47,7 @@ export function registerFlagCommands(program: Command): void {
       .description("show one flag, or with --tenant how the answering node evaluates it")
       .argument("<name>", "the flag, e.g. avif-auto"),
   )
-    .option("--tenant <id>", "evaluate the flag for this tenant on the node that answers")
+    .option("--tenant <tenant>", "evaluate the flag for this tenant on the node that answers")
     .action(run(showFlag));
 
   connectionOptions(
@@ -58,7 +59,7 @@ export function registerFlagCommands(program: Command): void {
     .option("--percentage <n>", "turn it on for this share of tenants (0-100, stable per tenant)", number)
     .addOption(new Option("--default <value>", "the value outside the rollout").choices(["on", "off"]))
     .option("--description <text>", "what the flag switches")
-    .option("--tenant <id>", "set an override for this tenant (with --on or --off)")
+    .option("--tenant <tenant>", "set an override for this tenant (with --on or --off)")
     .addOption(new Option("--on", "the tenant gets the flag on").conflicts("off"))
     .addOption(new Option("--off", "the tenant gets the flag off"))
     .action(run(setFlag));
@@ -69,7 +70,7 @@ export function registerFlagCommands(program: Command): void {
       .description("remove a flag's stored settings (back to its built-in default), or one tenant's override")
       .argument("<name>", "the flag, e.g. avif-auto"),
   )
-    .option("--tenant <id>", "remove only this tenant's override")
+    .option("--tenant <tenant>", "remove only this tenant's override")
     .action(run(unsetFlag));
 }
 
@@ -85,7 +86,7 @@ async function listFlags(flags: ConnectionFlags): Promise<void> {
 async function showFlag(name: string, flags: ShowFlags): Promise<void> {
   const client = clientFrom(flags);
   if (flags.tenant !== undefined) {
-    const e = await client.evaluateFlag(name, flags.tenant);
+    const e = await client.evaluateFlag(name, await tenantId(client, flags.tenant));
     emit(flags, {
       json: e,
       quiet: [e.value ? "on" : "off"],
@@ -123,7 +124,7 @@ async function setFlag(name: string, flags: SetFlags): Promise<void> {
   const client = clientFrom(flags);
   const flag =
     flags.tenant !== undefined && override !== undefined
-      ? await client.setFlagTenant(name, flags.tenant, override)
+      ? await client.setFlagTenant(name, await tenantId(client, flags.tenant), override)
       : await client.setFlag(name, settings);
   printFlag(flags, flag);
 }
@@ -132,7 +133,7 @@ async function unsetFlag(name: string, flags: UnsetFlags): Promise<void> {
   const client = clientFrom(flags);
   const flag =
     flags.tenant !== undefined
-      ? await client.unsetFlagTenant(name, flags.tenant)
+      ? await client.unsetFlagTenant(name, await tenantId(client, flags.tenant))
       : await client.deleteFlag(name);
   printFlag(flags, flag);
 }

@@ -13,6 +13,7 @@ import {
   usageExitCodes,
 } from "./common.js";
 import { type Column, renderDetails, renderTable, shortDate } from "./table.js";
+import { tenantId } from "./tenant-ref.js";
 
 interface ExpiryFlags {
   /** Seconds from now. */
@@ -39,7 +40,7 @@ export function registerKeyCommands(program: Command): void {
   const keys = usageExitCodes(program.command("keys").description("manage a tenant's API keys"));
 
   expiryOptions(connectionOptions(keys.command("create").description("create an API key for a tenant")))
-    .argument("<tenant>", "tenant id")
+    .argument("<tenant>", "tenant name or id")
     .option("--name <name>", "what the key is for, e.g. web or batch")
     .option(
       "--scope <scope>",
@@ -49,27 +50,30 @@ export function registerKeyCommands(program: Command): void {
     .action(run(createKey));
 
   connectionOptions(keys.command("list").description("list a tenant's API keys"))
-    .argument("<tenant>", "tenant id")
+    .argument("<tenant>", "tenant name or id")
     .option("--include-revoked", "include revoked keys")
     .action(
       run(async (tenant: string, flags: ListKeyFlags) => {
-        printKeys((await clientFrom(flags).listKeys(tenant, flags.includeRevoked)).items, flags, "tenant");
+        const client = clientFrom(flags);
+        const keys = await client.listKeys(await tenantId(client, tenant), flags.includeRevoked);
+        printKeys(keys.items, flags, "tenant");
       }),
     );
 
   connectionOptions(keys.command("revoke").description("revoke an API key at once"))
-    .argument("<tenant>", "tenant id")
+    .argument("<tenant>", "tenant name or id")
     .argument("<key>", "key id")
     .action(
       run(async (tenant: string, key: string, flags: ConnectionFlags) => {
-        showKey(await clientFrom(flags).revokeKey(tenant, key), flags, `revoked API key ${key}`);
+        const client = clientFrom(flags);
+        showKey(await client.revokeKey(await tenantId(client, tenant), key), flags, `revoked API key ${key}`);
       }),
     );
 
   connectionOptions(
     keys.command("rotate").description("replace an API key; the old one keeps working for a grace period"),
   )
-    .argument("<tenant>", "tenant id")
+    .argument("<tenant>", "tenant name or id")
     .argument("<key>", "key id")
     .option(
       "--grace <duration>",
@@ -130,17 +134,24 @@ function expiryOf(flags: ExpiryFlags): string | undefined {
 }
 
 async function createKey(tenant: string, flags: CreateKeyFlags): Promise<void> {
-  const issued = await clientFrom(flags).createKey(tenant, {
+  const client = clientFrom(flags);
+  const id = await tenantId(client, tenant);
+  const issued = await client.createKey(id, {
     name: flags.name,
     // Passed as typed: the node names the valid scopes when one is wrong, so the list lives in one place.
     scopes: flags.scope as TenantScope[] | undefined,
     expiresAt: expiryOf(flags),
   });
-  showIssued(issued, flags, `created API key ${issued.id} for tenant ${tenant}`);
+  showIssued(
+    issued,
+    flags,
+    `created API key ${issued.id} for tenant ${id === tenant ? id : `${tenant} (${id})`}`,
+  );
 }
 
 async function rotateKey(tenant: string, key: string, flags: RotateFlags): Promise<void> {
-  const rotated: RotatedKey = await clientFrom(flags).rotateKey(tenant, key, flags.grace);
+  const client = clientFrom(flags);
+  const rotated: RotatedKey = await client.rotateKey(await tenantId(client, tenant), key, flags.grace);
   const until = shortDate(rotated.previous.expiresAt, true) ?? "it expires";
   showIssued(rotated, flags, `rotated API key ${key} → ${rotated.id}; ${key} keeps working until ${until}`);
 }

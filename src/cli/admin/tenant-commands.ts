@@ -23,6 +23,7 @@ import {
   usageExitCodes,
 } from "./common.js";
 import { type Column, renderDetails, renderTable, shortDate } from "./table.js";
+import { tenantId } from "./tenant-ref.js";
 
 interface LimitFlags {
   rate?: number;
@@ -76,16 +77,17 @@ export function registerTenantCommands(program: Command): void {
     .action(run(listTenants));
 
   connectionOptions(
-    tenants.command("show").description("show one tenant").argument("<id>", "tenant id"),
+    tenants.command("show").description("show one tenant").argument("<id>", "tenant name or id"),
   ).action(
     run(async (id: string, flags: ConnectionFlags) => {
-      showTenant(await clientFrom(flags).getTenant(id), flags);
+      const client = clientFrom(flags);
+      showTenant(await client.getTenant(await tenantId(client, id)), flags);
     }),
   );
 
   limitOptions(
     connectionOptions(tenants.command("update").description("change a tenant's name, limits or status"))
-      .argument("<id>", "tenant id")
+      .argument("<id>", "tenant name or id")
       .option("--name <name>", "a new name")
       .addOption(new Option("--status <status>", "suspend or resume").choices(["active", "suspended"])),
   ).action(run(updateTenant));
@@ -94,18 +96,23 @@ export function registerTenantCommands(program: Command): void {
     tenants
       .command("suspend")
       .description("refuse the tenant's requests until resumed")
-      .argument("<id>", "tenant id"),
+      .argument("<id>", "tenant name or id"),
   ).action(
     run(async (id: string, flags: ConnectionFlags) => {
-      showTenant(await clientFrom(flags).suspendTenant(id), flags, "suspended");
+      const client = clientFrom(flags);
+      showTenant(await client.suspendTenant(await tenantId(client, id)), flags, "suspended");
     }),
   );
 
   connectionOptions(
-    tenants.command("resume").description("serve a suspended tenant again").argument("<id>", "tenant id"),
+    tenants
+      .command("resume")
+      .description("serve a suspended tenant again")
+      .argument("<id>", "tenant name or id"),
   ).action(
     run(async (id: string, flags: ConnectionFlags) => {
-      showTenant(await clientFrom(flags).resumeTenant(id), flags, "resumed");
+      const client = clientFrom(flags);
+      showTenant(await client.resumeTenant(await tenantId(client, id)), flags, "resumed");
     }),
   );
 
@@ -113,7 +120,7 @@ export function registerTenantCommands(program: Command): void {
     tenants
       .command("delete")
       .description("delete a tenant and revoke all its API keys")
-      .argument("<id>", "tenant id"),
+      .argument("<id>", "tenant name or id"),
   )
     .option("-y, --yes", "do not ask for confirmation")
     .action(run(deleteTenant));
@@ -167,7 +174,8 @@ async function updateTenant(id: string, flags: UpdateFlags): Promise<void> {
       "nothing to change: pass at least one of --name, --rate, --burst, --max-in-flight, --max-input-bytes, --formats, --status",
     );
   }
-  showTenant(await clientFrom(flags).updateTenant(id, patch), flags, "updated");
+  const client = clientFrom(flags);
+  showTenant(await client.updateTenant(await tenantId(client, id), patch), flags, "updated");
 }
 
 async function listTenants(flags: ListFlags): Promise<void> {
@@ -191,8 +199,9 @@ async function listTenants(flags: ListFlags): Promise<void> {
   }
 }
 
-async function deleteTenant(id: string, flags: DeleteFlags): Promise<void> {
+async function deleteTenant(ref: string, flags: DeleteFlags): Promise<void> {
   const client = clientFrom(flags);
+  const id = await tenantId(client, ref);
   if (!flags.yes) await confirmDelete(client, id);
   showTenant(await client.deleteTenant(id), flags, "deleted");
 }

@@ -1,5 +1,5 @@
 import { type Command, InvalidArgumentError, Option } from "commander";
-import type { CostEstimate, CostSummary, UsageQuery, UsageReport } from "./client.js";
+import type { AdminClient, CostEstimate, CostSummary, UsageQuery, UsageReport } from "./client.js";
 import {
   type ConnectionFlags,
   clientFrom,
@@ -10,6 +10,7 @@ import {
   usageExitCodes,
 } from "./common.js";
 import { type Column, renderTable, shortDate } from "./table.js";
+import { optionalTenantId, tenantNames } from "./tenant-ref.js";
 
 interface UsageFlags extends ConnectionFlags {
   tenant?: string;
@@ -37,7 +38,10 @@ export function registerUsageCommands(program: Command): void {
       .command("report", { isDefault: true })
       .description("show usage per tenant and period (daily, month to date, unless told otherwise)"),
   )
-    .option("--tenant <id>", "only this tenant (default: every tenant, deleted ones included)")
+    .option(
+      "--tenant <tenant>",
+      "only this tenant, by name or id (default: every tenant, deleted ones included)",
+    )
     .option(
       "--from <when>",
       "from this date or date-time (2026-03-01, ISO 8601), or this long ago (7d); default: start of the day (hour) or month (day)",
@@ -61,7 +65,10 @@ export function registerUsageCommands(program: Command): void {
       .command("cost")
       .description("estimate a month's bill per tenant from its usage and the node's price plan"),
   )
-    .option("--tenant <id>", "only this tenant (default: every tenant with usage that month)")
+    .option(
+      "--tenant <tenant>",
+      "only this tenant, by name or id (default: every tenant with usage that month)",
+    )
     .option("--month <YYYY-MM>", "the UTC calendar month (default: the current one, so far)", month)
     .action(run(showCost));
 }
@@ -78,7 +85,7 @@ export function month(text: string): string {
 async function showUsage(flags: UsageFlags): Promise<void> {
   const client = clientFrom(flags);
   const query: UsageQuery = {
-    tenant: flags.tenant,
+    tenant: await optionalTenantId(client, flags.tenant),
     from: flags.from,
     to: flags.to,
     granularity: flags.granularity,
@@ -89,40 +96,70 @@ async function showUsage(flags: UsageFlags): Promise<void> {
     return;
   }
   const report = await client.usage(query);
+  const names = await namesForTable(client, flags, [
+    ...report.rows.map((r) => r.tenant),
+    ...(report.tenant ? [report.tenant] : []),
+  ]);
   emit(flags, {
     json: report,
     quiet: [...new Set(report.rows.map((r) => r.tenant))],
-    table: () => usageTable(report),
+    table: () => usageTable(report, names),
   });
 }
 
 async function showCost(flags: CostFlags): Promise<void> {
   const client = clientFrom(flags);
-  if (flags.tenant !== undefined) {
-    const estimate = await client.usageCost({ tenant: flags.tenant, month: flags.month });
-    emit(flags, { json: estimate, quiet: [estimate.tenant], table: () => costDetails(estimate) });
+  const tenant = await optionalTenantId(client, flags.tenant);
+  if (tenant !== undefined) {
+    const estimate = await client.usageCost({ tenant, month: flags.month });
+    const names = await namesForTable(client, flags, [estimate.tenant]);
+    emit(flags, { json: estimate, quiet: [estimate.tenant], table: () => costDetails(estimate, names) });
     return;
   }
   const summary = (await client.usageCost({ month: flags.month })) as CostSummary;
+  const names = await namesForTable(
+    client,
+    flags,
+    summary.tenants.map((t) => t.tenant),
+  );
   emit(flags, {
     json: summary,
     quiet: summary.tenants.map((t) => t.tenant),
-    table: () => costTable(summary),
+    table: () => costTable(summary, names),
   });
+}
+
+/** Names beside ids, for a person reading a table; JSON and --quiet output keep the API's ids only. */
+async function namesForTable(
+  client: AdminClient,
+  flags: ConnectionFlags,
+  ids: string[],
+): Promise<Map<string, string>> {
+  return flags.json || flags.quiet ? new Map() : tenantNames(client, ids);
+}
+
+/** `acme (ten_…)`, or the id alone when its name is unknown (anonymous usage, a tenant gone). */
+function named(id: string, names: ReadonlyMap<string, string>): string {
+  const name = names.get(id);
+  return name === undefined ? id : `${name} (${id})`;
 }
 
 // --- usage table
 
 type Row = UsageReport["rows"][number];
-type TableRow = { period: string; tenant: string } & Partial<Record<string, string | number>>;
+type TableRow = { period: string; tenant: string; name?: string } & Partial<Record<string, string | number>>;
 
-function usageTable(report: UsageReport): string {
+function usageTable(report: UsageReport, names: ReadonlyMap<string, string>): string {
   const unit = report.granularity === "hour" ? "hourly" : "daily";
   const range = `${shortDate(report.from)} to ${shortDate(report.to)}`;
-  const whose = report.tenant ?? "every tenant";
+  const whose = report.tenant ? named(report.tenant, names) : "every tenant";
   if (report.rows.length === 0) return `no usage for ${whose} from ${range}\n`;
   const period = (p: string) => (report.granularity === "hour" ? (shortDate(p) ?? p) : p.slice(0, 10));
-  const rows: TableRow[] = (report.rows as Row[]).map((r) => ({ ...r, period: period(r.period) }));
+  const rows: TableRow[] = (report.rows as Row[]).map((r) => ({
+    ...r,
+    period: period(r.period),
+    name: names.get(r.tenant),
+  }));
   const tenants = new Set(report.rows.map((r) => r.tenant)).size;
   rows.push({
     ...report.totals,
@@ -132,6 +169,7 @@ function usageTable(report: UsageReport): string {
   const columns: Column<TableRow>[] = [
     { header: "PERIOD", value: (r) => r.period },
     { header: "TENANT", value: (r) => r.tenant },
+    { header: "NAME", value: (r) => r.name, maxWidth: 30 },
     ...(report.byOutcome ? [{ header: "OUTCOME", value: (r: TableRow) => r.outcome }] : []),
     { header: "REQUESTS", value: (r) => r.requests, align: "right" },
     ...(report.byOutcome
@@ -187,7 +225,7 @@ function quantity(n: number): string {
   return Number.isInteger(n) ? String(n) : String(Number(n.toFixed(6)));
 }
 
-function costDetails(e: CostEstimate): string {
+function costDetails(e: CostEstimate, names: ReadonlyMap<string, string>): string {
   const lines = renderTable(e.lines, [
     { header: "ITEM", value: (l) => l.item },
     { header: "QUANTITY", value: (l) => quantity(l.quantity), align: "right" },
@@ -195,11 +233,12 @@ function costDetails(e: CostEstimate): string {
     { header: "UNIT PRICE", value: (l) => String(l.unitPrice), align: "right" },
     { header: "AMOUNT", value: (l) => l.amount.toFixed(4), align: "right" },
   ]);
-  return `cost estimate for ${e.tenant}, ${monthLabel(e.month, e.partial)}\n${lines}total ${e.total.toFixed(2)} ${e.currency}\n`;
+  return `cost estimate for ${named(e.tenant, names)}, ${monthLabel(e.month, e.partial)}\n${lines}total ${e.total.toFixed(2)} ${e.currency}\n`;
 }
 
 interface CostRow {
   tenant: string;
+  name?: string | undefined;
   requests: number;
   gbIn: number;
   gbOut: number;
@@ -208,11 +247,12 @@ interface CostRow {
   total: string;
 }
 
-function costTable(s: CostSummary): string {
+function costTable(s: CostSummary, names: ReadonlyMap<string, string>): string {
   const head = `cost estimates for ${monthLabel(s.month, s.partial)}, in ${s.currency}\n`;
   if (s.tenants.length === 0) return `${head}no usage that month\n`;
   const rows: CostRow[] = s.tenants.map((e) => ({
     tenant: e.tenant,
+    name: names.get(e.tenant),
     ...e.quantities,
     total: e.total.toFixed(2),
   }));
@@ -230,6 +270,7 @@ function costTable(s: CostSummary): string {
     head +
     renderTable(rows, [
       { header: "TENANT", value: (r) => r.tenant },
+      { header: "NAME", value: (r) => r.name, maxWidth: 30 },
       { header: "REQUESTS", value: (r) => r.requests, align: "right" },
       { header: "GB IN", value: (r) => quantity(r.gbIn), align: "right" },
       { header: "GB OUT", value: (r) => quantity(r.gbOut), align: "right" },
