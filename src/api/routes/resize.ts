@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { PUBLIC_PREFIX } from "../../contract/paths.js";
 import { ProblemError } from "../../errors/problem.js";
 import { effectiveMaxInputBytes } from "../../image/tenant-policy.js";
 import type { Metrics } from "../../metrics/metrics.js";
@@ -48,7 +49,7 @@ export function resizeRoutes(app: FastifyInstance, deps: ResizeRouteDeps) {
   };
 
   app.post(
-    "/v1/resize",
+    `${PUBLIC_PREFIX}/resize`,
     {
       bodyLimit: maxInputBytes,
       // Authentication and admission run before the body is read: a refused upload costs nothing.
