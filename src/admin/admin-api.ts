@@ -1,5 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Config } from "../config/schema.js";
+import { DeadLetterQuery } from "../contract/admin.js";
+import { ADMIN_PREFIX } from "../contract/paths.js";
 import type { Database } from "../db/database.js";
 import type { Flags } from "../flags/flags.js";
 import type { LiveNode } from "../fleet/discovery.js";
@@ -18,36 +20,7 @@ import { reportRoutes } from "./report-routes.js";
 import { isSessionRoute, sessionRoutes } from "./session-routes.js";
 import { tenantRoutes } from "./tenant-routes.js";
 import { usageRoutes } from "./usage-routes.js";
-import { DeadLetterQuery, parseInput } from "./validation.js";
-
-export interface AdminDeps {
-  identity: Identity;
-  config: Readonly<Config>;
-  /** Extra data-plane facts for GET /admin/v1/identity. */
-  outboxBacklog: () => Promise<number>;
-  /** Usage reports and cost estimates read the rollups. */
-  db: Database;
-  /** The fleet as discovery sees it. */
-  nodes: () => Promise<LiveNode[]>;
-  ops: Ops;
-  /** Feature flags: this node's in-memory copy and the admin side. */
-  flags: Flags;
-  /** This node's id, for answers that say which node evaluated something. */
-  nodeId: string;
-  /** What GET /admin/v1/report reads. */
-  report: ReportSources;
-  /** Web console sessions: the session cookie is accepted beside the bearer key. Absent: bearer only. */
-  sessions?: ConsoleSessions;
-}
-
-declare module "fastify" {
-  interface FastifyRequest {
-    /** The admin key behind this request, for the audit trail. */
-    adminActor: Actor | null;
-  }
-}
-
-export const ADMIN_PREFIX = "/admin/v1";
+import { parseInput } from "./validation.js";
 
 /**
  * The management plane's REST API. Every route needs an admin key, checked
@@ -106,15 +79,3 @@ function acceptJsonOnly(admin: FastifyInstance): void {
   );
 }
 
-export function actorOf(request: FastifyRequest): Actor {
-  if (!request.adminActor) throw new Error("admin route reached without an authenticated actor");
-  return request.adminActor;
-}
-
-/** One page of a list, with the cursor for the next one (null at the end). */
-export function page<T extends { id: string }>(
-  items: T[],
-  limit: number,
-): { items: T[]; next: string | null } {
-  return { items, next: items.length === limit ? (items.at(-1)?.id ?? null) : null };
-}

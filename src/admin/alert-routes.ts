@@ -1,54 +1,14 @@
 import type { FastifyInstance } from "fastify";
-import { z } from "zod";
+import { AlertQuery, DeliveryQuery, EmptyBody, NewChannelBody } from "../contract/admin.js";
+import { ADMIN_PREFIX } from "../contract/paths.js";
 import type { Alerting } from "../ops/alerts/alerting.js";
 import { describeRules } from "../ops/alerts/rules.js";
 import type { EventLog } from "../ops/events.js";
 import { channelView } from "../ops/notify/channels.js";
-import { ADMIN_PREFIX, actorOf, page } from "./admin-api.js";
+import { actorOf, page } from "./admin-api.js";
 import { parseInput } from "./validation.js";
 
 type IdParams = { Params: { id: string } };
-
-const limit = z.coerce.number().int().min(1).max(1000).default(100);
-
-const AlertQuery = z
-  .object({
-    state: z.enum(["firing", "resolved"]).optional(),
-    before: z.string().max(64).optional(),
-    limit,
-  })
-  .strict();
-
-const DeliveryQuery = z
-  .object({
-    channel: z.string().max(200).optional(),
-    alert: z.string().max(64).optional(),
-    before: z.string().max(64).optional(),
-    limit,
-  })
-  .strict();
-
-/** Names end up in logs and terminals: no control characters. */
-const printable = (v: string) => ![...v].some((c) => c.charCodeAt(0) < 32 || c.charCodeAt(0) === 127);
-
-const NewChannelBody = z
-  .object({
-    name: z.string().trim().min(1).max(100).refine(printable, "must not contain control characters"),
-    kind: z.enum(["webhook", "slack"]).default("webhook"),
-    url: z
-      .string()
-      .max(2000)
-      .refine((v) => /^https?:\/\/[^\s]+$/.test(v) && URL.canParse(v), "must be an http:// or https:// URL"),
-    /** At least 16 characters: the receiver trusts whatever this secret signs. */
-    secret: z
-      .string()
-      .min(16, "must be at least 16 characters (e.g. `openssl rand -hex 32`)")
-      .max(256)
-      .optional(),
-  })
-  .strict();
-
-const EmptyBody = z.object({}).strict();
 
 /**
  * Alerts, notification channels and the delivery log under /admin/v1. Any

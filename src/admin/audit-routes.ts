@@ -1,10 +1,11 @@
 import type { FastifyInstance } from "fastify";
+import { AuditQuery } from "../contract/admin.js";
 import { type AdminDeps, page } from "./admin-api.js";
-import { AuditQueryText, parseInput } from "./validation.js";
+import { parseInput } from "./validation.js";
 
 export function auditRoutes(app: FastifyInstance, { identity, outboxBacklog }: AdminDeps): void {
   app.get("/audit", async (request) => {
-    const q = parseInput(AuditQueryText, request.query, "query");
+    const q = parseInput(AuditQuery, request.query, "query");
     const items = await identity.admin.listAudit({ ...q, tenantId: q.tenant });
     return page(items, q.limit);
   });

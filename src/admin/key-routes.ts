@@ -1,6 +1,8 @@
 import type { FastifyInstance } from "fastify";
-import { ADMIN_PREFIX, type AdminDeps, actorOf } from "./admin-api.js";
-import { KeyListQuery, NewAdminKeyBody, NewKeyBody, parseInput, RotateBody } from "./validation.js";
+import { KeyListQuery, NewAdminKeyBody, NewKeyBody, RotateBody } from "../contract/admin.js";
+import { ADMIN_PREFIX } from "../contract/paths.js";
+import { type AdminDeps, actorOf } from "./admin-api.js";
+import { parseInput } from "./validation.js";
 
 type TenantParams = { Params: { id: string } };
 type KeyParams = { Params: { id: string; keyId: string } };

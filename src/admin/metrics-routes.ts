@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import { z } from "zod";
+import { SeriesQuery } from "../contract/admin.js";
 import { ProblemError } from "../errors/problem.js";
 import type { HistoryStore } from "../ops/history-store.js";
 import { type MetricsOverview, type SeriesHistory, summariseAll } from "../ops/metric-summary.js";
@@ -7,24 +7,6 @@ import { isSeriesName, SERIES, SERIES_NAMES } from "../ops/series.js";
 import { parseInput } from "./validation.js";
 
 const HOUR_MS = 3_600_000;
-
-const instant = z.iso
-  .datetime({ offset: true, message: "must be an ISO 8601 date-time such as 2026-01-31T00:00:00Z" })
-  .transform((v) => Date.parse(v));
-
-const SeriesQuery = z
-  .object({
-    /** A node id; without it, the fleet-wide series. */
-    node: z
-      .string()
-      .regex(/^[-\w.]{1,64}$/, "must be a node id (letters, digits, - _ .)")
-      .optional(),
-    /** Default: an hour before `until`. */
-    since: instant.optional(),
-    /** Default: now. */
-    until: instant.optional(),
-  })
-  .strict();
 
 /**
  * Metric history under /admin/v1: `GET /metrics` (every series now, with its

@@ -1,18 +1,10 @@
 import type { FastifyInstance } from "fastify";
-import { z } from "zod";
+import { EventsQuery } from "../contract/admin.js";
 import type { Ops } from "../ops/ops.js";
 import { page } from "./admin-api.js";
 import { alertRoutes } from "./alert-routes.js";
 import { metricsRoutes } from "./metrics-routes.js";
 import { parseInput } from "./validation.js";
-
-const EventsQuery = z
-  .object({
-    limit: z.coerce.number().int().min(1).max(1000).default(100),
-    kind: z.string().max(64).optional(),
-    before: z.string().max(64).optional(),
-  })
-  .strict();
 
 /** Operations under /admin/v1: the event log (and, as they land, history, alerts and notifications). */
 export function opsRoutes(app: FastifyInstance, ops: Ops): void {

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { z } from "zod";
+import { SignInBody } from "../contract/admin.js";
 import type { Database } from "../db/database.js";
 import { auditLog } from "../identity/audit-log.js";
 import type { ConsoleSessions } from "../session/sessions.js";
@@ -11,8 +11,6 @@ declare module "fastify" {
     consoleSession?: boolean;
   }
 }
-
-const SignInBody = z.object({ adminKey: z.string().trim().min(1, "paste an admin key").max(200) }).strict();
 
 /** Whether the admin API's auth hook should leave this request to its route. */
 export function isSessionRoute(request: FastifyRequest): boolean {

@@ -1,6 +1,8 @@
 import type { FastifyInstance } from "fastify";
-import { ADMIN_PREFIX, type AdminDeps, actorOf, page } from "./admin-api.js";
-import { NewTenantBody, parseInput, TenantListQuery, TenantPatchBody } from "./validation.js";
+import { NewTenantBody, TenantListQuery, TenantPatchBody } from "../contract/admin.js";
+import { ADMIN_PREFIX } from "../contract/paths.js";
+import { type AdminDeps, actorOf, page } from "./admin-api.js";
+import { parseInput } from "./validation.js";
 
 type IdParams = { Params: { id: string } };
 

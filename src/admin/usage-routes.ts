@@ -1,27 +1,12 @@
 import type { FastifyInstance } from "fastify";
-import { z } from "zod";
+import { AdminCostQuery, AdminUsageQuery } from "../contract/usage.js";
 import type { Database } from "../db/database.js";
 import { ProblemError } from "../errors/problem.js";
 import { estimateCost, monthOf, monthRange } from "../usage/cost.js";
 import { ANONYMOUS_TENANT } from "../usage/model.js";
 import { usageCsv, usageRange, usageReport } from "../usage/usage-report.js";
-import { monthText, usageQueryFields } from "../usage/usage-routes.js";
 import type { AdminDeps } from "./admin-api.js";
 import { parseInput } from "./validation.js";
-
-const tenantId = z.string().trim().min(1).max(64);
-
-const AdminUsageQuery = z
-  .object({
-    tenant: tenantId.optional(),
-    ...usageQueryFields,
-    by: z.enum(["outcome"]).optional(),
-    /** Overrides the Accept header. */
-    format: z.enum(["json", "csv"]).optional(),
-  })
-  .strict();
-
-const AdminCostQuery = z.object({ tenant: tenantId.optional(), month: monthText.optional() }).strict();
 
 /**
  * Usage and cost across tenants, for operators: JSON, or CSV with

@@ -15,7 +15,6 @@ import type { ReportSources } from "../report/sources.js";
 import type { ResizeService } from "../resize/resize-service.js";
 import type { ConsoleSessions } from "../session/sessions.js";
 import type { UsageMeter } from "../usage/meter.js";
-import { usageRoutes } from "../usage/usage-routes.js";
 import { type InternalDeps, internalRoutes } from "./internal/data-path-routes.js";
 import { installProblemHandlers, sendProblem } from "./problem-handler.js";
 import { installRequestLog } from "./request-log.js";
@@ -23,8 +22,10 @@ import { consoleRoutes } from "./routes/console.js";
 import { formatsRoute } from "./routes/formats.js";
 import { healthRoutes, type Readiness } from "./routes/health.js";
 import { metricsRoute } from "./routes/metrics.js";
+import { openApiRoute, recordRoutes } from "./routes/openapi.js";
 import { problemsRoute } from "./routes/problems.js";
 import { resizeRoutes } from "./routes/resize.js";
+import { usageRoutes } from "./routes/usage.js";
 
 export interface ApiDeps {
   config: Readonly<Config>;
@@ -78,6 +79,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     requestTimeout: config.queue.deadlineMs + 30_000,
     keepAliveTimeout: 10_000,
   });
+  recordRoutes(app);
   installRequestLog(app, metrics);
   installProblemHandlers(app, metrics, config.limits.maxInputBytes);
   app.addHook("onRequest", async (request, reply) => {
@@ -105,6 +107,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   healthRoutes(app, deps.readiness);
   metricsRoute(app, metrics, deps.refreshGauges);
   problemsRoute(app);
+  openApiRoute(app);
   return app;
 }
 

@@ -1,5 +1,6 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { ADMIN_PREFIX } from "../contract/paths.js";
 import { delay } from "../util/time.js";
 import { PostgresMember, SpawnedMember, type SpawnSpec, stopRecords } from "./fleet-members.js";
 import {
@@ -30,7 +31,7 @@ export const DEFAULT_READY_TIMEOUT_MS = 120_000;
 const ADMIN_KEY_WAIT_MS = 10_000;
 const ADMIN_KEY_LINE = /IMGFLEET_ADMIN_KEY=(\S+)/;
 /** A cheap admin GET (discovery, from memory) to see whether a node accepts the admin key. */
-const ADMIN_KEY_CHECK_PATH = "/admin/v1/nodes";
+const ADMIN_KEY_CHECK_PATH = `${ADMIN_PREFIX}/nodes`;
 /** A Unix socket path is limited to 107 bytes; without the socket, HAProxy readiness is /healthz alone. */
 const MAX_SOCKET_PATH = 100;
 

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
+import { FLAG_NAME } from "../contract/vocabulary.js";
 
 /**
  * A feature flag as stored in the flags bucket (one KV value per flag) and
@@ -22,7 +23,7 @@ export interface Flag {
 }
 
 /** Kebab-case, at most 64 characters: safe in a KV key, a URL path and a shell. */
-export const FLAG_NAME = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
+export { FLAG_NAME };
 
 export function isFlagName(value: string): boolean {
   return FLAG_NAME.test(value);

@@ -1,13 +1,15 @@
+// The scopes and statuses are the API contract's words (src/contract/vocabulary.ts).
+import type { ADMIN_SCOPE, TenantScope, TenantStatus } from "../contract/vocabulary.js";
 import type { OutputFormat } from "../image/formats.js";
 
-export const TENANT_SCOPES = ["resize", "jobs", "usage:read"] as const;
-export type TenantScope = (typeof TENANT_SCOPES)[number];
-/** Admin keys carry only this scope and are valid only on `/admin/v1`. */
-export const ADMIN_SCOPE = "admin";
+export {
+  ADMIN_SCOPE,
+  TENANT_SCOPES,
+  TENANT_STATUSES,
+  type TenantScope,
+  type TenantStatus,
+} from "../contract/vocabulary.js";
 export type Scope = TenantScope | typeof ADMIN_SCOPE;
-
-export const TENANT_STATUSES = ["active", "suspended", "deleted"] as const;
-export type TenantStatus = (typeof TENANT_STATUSES)[number];
 
 /** The limits enforced on a tenant's requests; null means "the node's own limit". */
 export interface TenantLimits {

@@ -1,7 +1,9 @@
 import type { InputFormat } from "../config/schema.js";
 
-export const OUTPUT_FORMATS = ["jpeg", "png", "webp", "avif", "gif"] as const;
-export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
+// The formats a node writes are the API contract's words (src/contract/vocabulary.ts).
+import { OUTPUT_FORMATS, type OutputFormat } from "../contract/vocabulary.js";
+
+export { OUTPUT_FORMATS, type OutputFormat };
 
 export const MIME_TYPES: Record<OutputFormat, string> = {
   jpeg: "image/jpeg",

@@ -1,3 +1,4 @@
+import { INSTANT_HINT } from "../contract/usage.js";
 import type { Database } from "../db/database.js";
 import { ProblemError } from "../errors/problem.js";
 import type { Outcome } from "./model.js";
@@ -10,7 +11,7 @@ import type { Granularity } from "./rollup-store.js";
  * are what is billed. Failures stay visible per outcome (`byOutcome`).
  */
 
-export const GRANULARITIES = ["hour", "day"] as const satisfies readonly Granularity[];
+export { GRANULARITIES } from "../contract/vocabulary.js";
 
 /** The longest range one report may span: ~a month of hours, ~13 months of days. */
 export const MAX_SPAN_DAYS: Readonly<Record<Granularity, number>> = { hour: 31, day: 400 };
@@ -84,26 +85,8 @@ export function invalidQuery(errors: string[]): ProblemError {
   });
 }
 
-/**
- * A query parameter's instant: an ISO 8601 date-time with a zone
- * (`2026-03-01T12:00:00Z`, `…+02:00`) or a date (`2026-03-01`, midnight UTC).
- * Null when it is neither, or names a day that does not exist.
- */
-export function parseUsageInstant(text: string): Date | null {
-  const t = text.trim();
-  const date = /^(\d{4})-(\d{2})-(\d{2})$/.exec(t);
-  if (date) {
-    const ms = Date.UTC(Number(date[1]), Number(date[2]) - 1, Number(date[3]));
-    // Date.UTC rolls 2026-02-30 over into March; a date that does not survive the round trip is refused.
-    return new Date(ms).toISOString().slice(0, 10) === t ? new Date(ms) : null;
-  }
-  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i.test(t)) return null;
-  const ms = Date.parse(t);
-  return Number.isNaN(ms) ? null : new Date(ms);
-}
-
-export const INSTANT_HINT =
-  "an ISO 8601 date-time with a zone (2026-03-01T00:00:00Z) or a date (2026-03-01, UTC)";
+// The usage query's instant syntax belongs to the API contract.
+export { INSTANT_HINT, parseUsageInstant } from "../contract/usage.js";
 
 /** The UTC start of the day or month holding `ms`. */
 function startOf(ms: number, granularity: Granularity): number {

@@ -3,12 +3,13 @@ import { stat } from "node:fs/promises";
 import { extname, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance, FastifyReply } from "fastify";
+import { CONSOLE_PATH } from "../../contract/paths.js";
 import { ProblemError } from "../../errors/problem.js";
 
 /** Where `npm run build` (vite) writes the console: `dist/console` at the package root. */
 export const CONSOLE_DIR = fileURLToPath(new URL("../../../dist/console/", import.meta.url));
 
-export const CONSOLE_PATH = "/console";
+export { CONSOLE_PATH };
 
 const TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",

@@ -1,9 +1,10 @@
 import type { FastifyInstance } from "fastify";
 import type { Config } from "../../config/schema.js";
+import { PUBLIC_PREFIX } from "../../contract/paths.js";
+import type { Authenticator } from "../../identity/authenticator.js";
 import { OUTPUT_FORMATS } from "../../image/formats.js";
 import { FITS, KNOWN_OPTIONS, MAX_BLUR_SIGMA, MAX_DPR, MAX_SHARPEN_SIGMA } from "../../image/options.js";
 import { effectiveMaxInputBytes } from "../../image/tenant-policy.js";
-import type { Authenticator } from "../../identity/authenticator.js";
 
 /** What this node accepts and produces, and its limits, so a client can check before uploading. */
 export function formatsRoute(app: FastifyInstance, config: Readonly<Config>, authenticator: Authenticator) {
@@ -25,7 +26,7 @@ export function formatsRoute(app: FastifyInstance, config: Readonly<Config>, aut
     },
   };
   // Authenticated like every /v1 route; the answer shows the caller's own limits.
-  app.get("/v1/formats", async (request, reply) => {
+  app.get(`${PUBLIC_PREFIX}/formats`, async (request, reply) => {
     const principal = authenticator.authenticate(request.headers.authorization, "resize");
     principal.release();
     reply.headers(principal.headers);

@@ -1,43 +1,18 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { z } from "zod";
-import { parseInput } from "../admin/validation.js";
+import { parseInput } from "../../admin/validation.js";
+import { PUBLIC_PREFIX } from "../../contract/paths.js";
+import { TenantCostQuery, TenantUsageQuery } from "../../contract/usage.js";
+import type { Database } from "../../db/database.js";
 import type { Authenticator, Principal } from "../../identity/authenticator.js";
-import type { Database } from "../db/database.js";
-import { estimateCost, type Prices } from "./cost.js";
-import { ANONYMOUS_TENANT } from "./model.js";
-import { GRANULARITIES, INSTANT_HINT, invalidQuery, parseUsageInstant, usageReport } from "./usage-report.js";
+import { estimateCost, type Prices } from "../../usage/cost.js";
+import { ANONYMOUS_TENANT } from "../../usage/model.js";
+import { invalidQuery, usageReport } from "../../usage/usage-report.js";
 
 export interface UsageRouteDeps {
   db: Database;
   prices: Prices;
   authenticator: Authenticator;
 }
-
-/** `from`/`to` as given in a query string: an ISO date-time with a zone, or a UTC date. */
-const instantText = z
-  .string()
-  .max(64)
-  .transform((v, ctx) => {
-    const at = parseUsageInstant(v);
-    if (at === null) {
-      ctx.addIssue({ code: "custom", message: `must be ${INSTANT_HINT}; got '${v}'` });
-      return z.NEVER;
-    }
-    return at;
-  });
-
-/** The query parameters every usage report takes; the admin API adds `tenant`, `by` and `format`. */
-export const usageQueryFields = {
-  from: instantText.optional(),
-  to: instantText.optional(),
-  granularity: z.enum(GRANULARITIES).default("day"),
-};
-
-/** Checked by monthRange (which also knows whether the month has begun). */
-export const monthText = z.string().max(16);
-
-const TenantUsageQuery = z.object(usageQueryFields).strict();
-const TenantCostQuery = z.object({ month: monthText.optional() }).strict();
 
 /**
  * `/v1/usage` and `/v1/usage/cost`: a tenant's own usage and cost estimate,
@@ -61,7 +36,7 @@ export function usageRoutes(app: FastifyInstance, deps: UsageRouteDeps): void {
     onRequestAbort: release,
   };
 
-  app.get("/v1/usage", hooks, async (request) => {
+  app.get(`${PUBLIC_PREFIX}/usage`, hooks, async (request) => {
     const q = parseInput(TenantUsageQuery, ownTenantOnly(request.query), "query");
     return usageReport(deps.db, {
       tenant: tenantOf(callers.get(request)),
@@ -71,7 +46,7 @@ export function usageRoutes(app: FastifyInstance, deps: UsageRouteDeps): void {
     });
   });
 
-  app.get("/v1/usage/cost", hooks, async (request) => {
+  app.get(`${PUBLIC_PREFIX}/usage/cost`, hooks, async (request) => {
     const q = parseInput(TenantCostQuery, ownTenantOnly(request.query), "query");
     const tenant = tenantOf(callers.get(request));
     const summary = await estimateCost(deps.db, { tenant, month: q.month }, deps.prices);
