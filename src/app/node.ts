@@ -19,7 +19,7 @@ import { DrainRate } from "../resize/drain-rate.js";
 import { ResizeService } from "../resize/resize-service.js";
 import { ConsoleSessions } from "../session/sessions.js";
 import { startUsage, type Usage } from "../usage/usage.js";
-import { findJemalloc } from "../workers/spawn.js";
+import { describeJemalloc, findJemalloc } from "../workers/spawn.js";
 import { WorkerPool } from "../workers/worker-pool.js";
 import { type Adapters, createAdapters } from "./adapters.js";
 import { lockDataDir } from "./data-dir-lock.js";
@@ -283,8 +283,8 @@ async function startPool({ config, logger, stack }: NodeBase, pool: WorkerPool):
   stack.defer("worker-pool", () => pool.stop());
   await pool.start();
   logger.info(
-    { workers: config.workers.count, queueCapacity: config.queue.capacity },
-    `worker pool ready: ${config.workers.count} worker processes`,
+    { workers: config.workers.count, queueCapacity: config.queue.capacity, jemalloc: pool.jemalloc ?? null },
+    `worker pool ready: ${config.workers.count} worker processes, ${describeJemalloc(config.workers.jemalloc, pool.jemalloc)}`,
   );
 }
 

@@ -21,6 +21,13 @@ export function findJemalloc(mode: "auto" | "on" | "off"): string | undefined {
   return found;
 }
 
+/** For the start-up log: whether the workers preload jemalloc, and if not, why and what to do. */
+export function describeJemalloc(mode: "auto" | "on" | "off", found: string | undefined): string {
+  if (found) return `jemalloc in use (workers preload ${found})`;
+  if (mode === "off") return "jemalloc not in use (workers.jemalloc is off)";
+  return "jemalloc not in use: libjemalloc.so.2 not found; install it (apt-get install libjemalloc2) to keep worker memory flat";
+}
+
 /**
  * Forks the worker entry beside this file: compiled JavaScript in
  * production, TypeScript through tsx when running from source (tests).

@@ -87,6 +87,11 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   }
 
   /** Workers running an image now. */
+  /** The jemalloc library the workers preload, if any (the start-up log says which). */
+  get jemalloc(): string | undefined {
+    return this.#options.jemalloc;
+  }
+
   get busyCount(): number {
     return this.#slots.filter((_, i) => this.#isBusy(i)).length;
   }
