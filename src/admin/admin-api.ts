@@ -1,16 +1,8 @@
-import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { Config } from "../config/schema.js";
+import type { FastifyInstance } from "fastify";
 import { DeadLetterQuery } from "../contract/admin.js";
 import { ADMIN_PREFIX } from "../contract/paths.js";
-import type { Database } from "../db/database.js";
-import type { Flags } from "../flags/flags.js";
-import type { LiveNode } from "../fleet/discovery.js";
-import type { Identity } from "../identity/identity.js";
-import type { Actor } from "../identity/model.js";
-import type { Ops } from "../ops/ops.js";
 import { deadLetters } from "../queue/dead-letters.js";
-import type { ReportSources } from "../report/sources.js";
-import type { ConsoleSessions } from "../session/sessions.js";
+import type { AdminDeps } from "./admin-context.js";
 import { auditRoutes } from "./audit-routes.js";
 import { configRoutes } from "./config-routes.js";
 import { flagRoutes } from "./flag-routes.js";
@@ -21,6 +13,8 @@ import { isSessionRoute, sessionRoutes } from "./session-routes.js";
 import { tenantRoutes } from "./tenant-routes.js";
 import { usageRoutes } from "./usage-routes.js";
 import { parseInput } from "./validation.js";
+
+export { type AdminDeps, actorOf, page } from "./admin-context.js";
 
 /**
  * The management plane's REST API. Every route needs an admin key, checked
@@ -78,4 +72,3 @@ function acceptJsonOnly(admin: FastifyInstance): void {
     },
   );
 }
-

@@ -5,7 +5,7 @@ import type { Alerting } from "../ops/alerts/alerting.js";
 import { describeRules } from "../ops/alerts/rules.js";
 import type { EventLog } from "../ops/events.js";
 import { channelView } from "../ops/notify/channels.js";
-import { actorOf, page } from "./admin-api.js";
+import { actorOf, page } from "./admin-context.js";
 import { parseInput } from "./validation.js";
 
 type IdParams = { Params: { id: string } };

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { AuditQuery } from "../contract/admin.js";
-import { type AdminDeps, page } from "./admin-api.js";
+import { type AdminDeps, page } from "./admin-context.js";
 import { parseInput } from "./validation.js";
 
 export function auditRoutes(app: FastifyInstance, { identity, outboxBacklog }: AdminDeps): void {

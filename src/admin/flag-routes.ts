@@ -9,7 +9,7 @@ import {
 import { unknownFlag } from "../flags/flag-admin.js";
 import type { Flags } from "../flags/flags.js";
 import { isKnownFlag } from "../flags/registry.js";
-import { actorOf } from "./admin-api.js";
+import { actorOf } from "./admin-context.js";
 import { parseInput } from "./validation.js";
 
 /**

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { KeyListQuery, NewAdminKeyBody, NewKeyBody, RotateBody } from "../contract/admin.js";
 import { ADMIN_PREFIX } from "../contract/paths.js";
-import { type AdminDeps, actorOf } from "./admin-api.js";
+import { type AdminDeps, actorOf } from "./admin-context.js";
 import { parseInput } from "./validation.js";
 
 type TenantParams = { Params: { id: string } };

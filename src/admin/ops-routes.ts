@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { EventsQuery } from "../contract/admin.js";
 import type { Ops } from "../ops/ops.js";
-import { page } from "./admin-api.js";
+import { page } from "./admin-context.js";
 import { alertRoutes } from "./alert-routes.js";
 import { metricsRoutes } from "./metrics-routes.js";
 import { parseInput } from "./validation.js";

@@ -3,7 +3,7 @@ import type { Database } from "../db/database.js";
 import { auditLog } from "../identity/audit-log.js";
 import type { ReportSources } from "../report/sources.js";
 import { buildSupportReport } from "../report/support-report.js";
-import { actorOf } from "./admin-api.js";
+import { actorOf } from "./admin-context.js";
 
 /**
  * `GET /admin/v1/report`: the support report as Markdown, for a person to

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { NewTenantBody, TenantListQuery, TenantPatchBody } from "../contract/admin.js";
 import { ADMIN_PREFIX } from "../contract/paths.js";
-import { type AdminDeps, actorOf, page } from "./admin-api.js";
+import { type AdminDeps, actorOf, page } from "./admin-context.js";
 import { parseInput } from "./validation.js";
 
 type IdParams = { Params: { id: string } };

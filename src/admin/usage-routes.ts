@@ -5,7 +5,7 @@ import { ProblemError } from "../errors/problem.js";
 import { estimateCost, monthOf, monthRange } from "../usage/cost.js";
 import { ANONYMOUS_TENANT } from "../usage/model.js";
 import { usageCsv, usageRange, usageReport } from "../usage/usage-report.js";
-import type { AdminDeps } from "./admin-api.js";
+import type { AdminDeps } from "./admin-context.js";
 import { parseInput } from "./validation.js";
 
 /**
