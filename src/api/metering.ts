@@ -1,6 +1,44 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import type { UsageMeter } from "../usage/meter.js";
-import { ANONYMOUS_TENANT, type MeterRecord } from "../usage/model.js";
+import { InvalidMeterRecordError, type UsageMeter } from "../usage/meter.js";
+import { ANONYMOUS_TENANT, type BilledWork, type MeterRecord, type Payer, unworked } from "../usage/model.js";
+
+/**
+ * What the meter learns of one request, set by its handler as typed values:
+ * who pays (from authentication), the bytes received, and the work done
+ * (from the resize's result). Kept apart from the request-log facts on
+ * purpose: a log field can be renamed freely, a billed one cannot.
+ */
+interface Billing {
+  payer?: Payer;
+  inBytes?: number;
+  work?: BilledWork;
+}
+
+const billings = new WeakMap<FastifyRequest, Billing>();
+
+function billingOf(request: FastifyRequest): Billing {
+  let billing = billings.get(request);
+  if (!billing) {
+    billing = {};
+    billings.set(request, billing);
+  }
+  return billing;
+}
+
+/** The caller who pays for this request (also when it is refused after authentication). */
+export function billTo(request: FastifyRequest, payer: Payer): void {
+  billingOf(request).payer = payer;
+}
+
+/** The upload's size, billed even when no work follows (a bad option, a corrupt image). */
+export function billInput(request: FastifyRequest, bytes: number): void {
+  billingOf(request).inBytes = bytes;
+}
+
+/** The work a request did, as its resize measured it. */
+export function billWork(request: FastifyRequest, work: BilledWork): void {
+  billingOf(request).work = work;
+}
 
 /**
  * Meters every answer of the routes in this scope, success or failure, for
@@ -11,31 +49,27 @@ export function installMetering(app: FastifyInstance, meter: UsageMeter | null, 
   if (!meter) return;
   app.addHook("onSend", async (request, reply, payload) => {
     const record = meterRecordOf(request, reply, anonymous);
-    if (record) meter.record(record);
+    if (!record) return payload;
+    try {
+      meter.record(record);
+    } catch (error) {
+      if (!(error instanceof InvalidMeterRecordError)) throw error;
+      // A bug in what the handler billed: the answer still goes out, the failure is loud.
+      request.log.error({ err: error }, "a request reached the meter without what it is billed for");
+    }
     return payload;
   });
 }
 
 function meterRecordOf(request: FastifyRequest, reply: FastifyReply, anonymous: boolean): MeterRecord | null {
-  const facts = reply.imgfleet;
-  const tenant = facts.tenant ?? (anonymous ? ANONYMOUS_TENANT : null);
-  if (!tenant) return null;
-  const timings = facts.timings ?? {};
+  const billing = billings.get(request) ?? {};
+  const payer = billing.payer ?? (anonymous ? { tenant: ANONYMOUS_TENANT, key: null } : null);
+  if (!payer) return null;
   return {
     id: request.id,
-    tenant,
-    key: facts.key ?? null,
+    ...payer,
     at: Date.now(),
-    op: "resize",
     status: reply.statusCode,
-    inBytes: facts.inBytes ?? 0,
-    outBytes: facts.outBytes ?? 0,
-    inPixels: facts.inPixels ?? 0,
-    outPixels: facts.outPixels ?? 0,
-    inFormat: facts.inFormat ?? null,
-    outFormat: facts.outFormat ?? null,
-    queueMs: timings.queue ?? 0,
-    processMs: timings.process ?? 0,
-    cpuMs: timings.cpu ?? 0,
+    ...(billing.work ?? unworked("resize", billing.inBytes ?? 0)),
   };
 }

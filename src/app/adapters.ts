@@ -6,6 +6,7 @@ import { LocalDataPath } from "../staging/local-data-path.js";
 import { PendingResults } from "../staging/pending-results.js";
 import { StagingTable } from "../staging/staging-table.js";
 import { MemoryUsageLog } from "../usage/memory-usage-log.js";
+import type { WireRejections } from "../wire/wire.js";
 import {
   type Adapters,
   MAX_IDENTITY_VALUE_BYTES,
@@ -26,10 +27,14 @@ const USAGE_LOG_CAPACITY = 256;
  * the fleet adapters (imported only then), else the embedded ones. PostgreSQL
  * is used when `database.url` is set, PGlite otherwise.
  */
-export async function createAdapters(config: Readonly<Config>, logger: Logger): Promise<Adapters> {
+export async function createAdapters(
+  config: Readonly<Config>,
+  logger: Logger,
+  wire?: WireRejections,
+): Promise<Adapters> {
   if (config.fleet.nats.servers.length > 0) {
     const { createFleetAdapters } = await import("./fleet-adapters.js");
-    return createFleetAdapters(config, logger);
+    return createFleetAdapters(config, logger, wire);
   }
   return createEmbeddedAdapters(config);
 }

@@ -12,6 +12,7 @@ import { LocalDataPath } from "../staging/local-data-path.js";
 import { PendingResults } from "../staging/pending-results.js";
 import { StagingTable } from "../staging/staging-table.js";
 import { JetStreamUsageLog } from "../usage/jetstream-usage-log.js";
+import type { WireRejections } from "../wire/wire.js";
 import {
   type Adapters,
   defaultNodeId,
@@ -59,7 +60,11 @@ const REPORTED_STATS_REFRESH_MS = 2_000;
  * image bytes. Each bucket and stream is created if absent; whatever was
  * opened is closed again, in reverse, when a later one fails.
  */
-export async function createFleetAdapters(config: Readonly<Config>, logger: Logger): Promise<Adapters> {
+export async function createFleetAdapters(
+  config: Readonly<Config>,
+  logger: Logger,
+  wire?: WireRejections,
+): Promise<Adapters> {
   const nodeId = config.fleet.nodeId ?? defaultNodeId();
   const opened = new StopStack(logger);
   return opened.orUnwind(async () => {
@@ -76,13 +81,13 @@ export async function createFleetAdapters(config: Readonly<Config>, logger: Logg
     const replicas: Replicas = config.fleet.replicas ?? (config.fleet.nats.servers.length >= 3 ? 3 : 1);
     const queue = await opened.start(
       "job-queue",
-      () => openJobQueue(nc, config, replicas, logger),
+      () => openJobQueue(nc, config, replicas, { logger, wire }),
       (q) => q.close(),
     );
     const buckets = await openBuckets(nc, config, replicas, opened);
     const usageLog = await opened.start(
       "usage-log",
-      () => openUsageLog(nc, replicas),
+      () => openUsageLog(nc, replicas, { logger, wire }),
       (log) => log.close(),
     );
     const staging = new StagingTable(config.staging.maxBytes);
@@ -127,7 +132,7 @@ function openJobQueue(
   nc: NatsConnection,
   config: Readonly<Config>,
   replicas: Replicas,
-  logger: Logger,
+  report: Reporting,
 ): Promise<JetStreamJobQueue> {
   return JetStreamJobQueue.open(nc, {
     stream: FLEET_NAMES.jobStream,
@@ -143,11 +148,17 @@ function openJobQueue(
     statsRefreshMs: configuredParts(config).has("public-api")
       ? ADMISSION_STATS_REFRESH_MS
       : REPORTED_STATS_REFRESH_MS,
-    logger,
+    ...report,
   });
 }
 
 type Replicas = 1 | 3;
+
+/** Where an adapter logs, and reports messages it refuses to read. */
+interface Reporting {
+  logger: Logger;
+  wire: WireRejections | undefined;
+}
 
 type Buckets = Pick<Adapters, "identityKv" | "nodesKv" | "leasesKv" | "flagsKv" | "sessionsKv">;
 
@@ -182,13 +193,14 @@ async function openBuckets(
   };
 }
 
-function openUsageLog(nc: NatsConnection, replicas: Replicas): Promise<JetStreamUsageLog> {
+function openUsageLog(nc: NatsConnection, replicas: Replicas, report: Reporting): Promise<JetStreamUsageLog> {
   return retryTransient(() =>
     JetStreamUsageLog.open(nc, {
       stream: FLEET_NAMES.usageStream,
       subject: FLEET_NAMES.usageSubject,
       capacity: USAGE_STREAM_CAPACITY,
       replicas,
+      ...report,
     }),
   );
 }

@@ -19,6 +19,7 @@ import { DrainRate } from "../resize/drain-rate.js";
 import { ResizeService } from "../resize/resize-service.js";
 import { ConsoleSessions } from "../session/sessions.js";
 import { startUsage, type Usage } from "../usage/usage.js";
+import { WireRejections } from "../wire/wire.js";
 import { describeJemalloc, findJemalloc } from "../workers/spawn.js";
 import { WorkerPool } from "../workers/worker-pool.js";
 import { type Adapters, createAdapters } from "./adapters.js";
@@ -67,6 +68,8 @@ interface NodeBase {
   parts: ReadonlySet<Part>;
   metrics: Metrics;
   logger: Logger;
+  /** Where messages read from the network and refused are reported: logged and counted. */
+  wire: WireRejections;
   adapters: Adapters;
   /** Everything started so far; stopped in reverse by a failed start and by `stop()`. */
   stack: StopStack;
@@ -106,13 +109,15 @@ export async function createNode(
 ): Promise<ImgfleetNode> {
   const logger = options.logger ?? createLogger(config);
   const roles = resolveRoles(config);
+  const metrics = createMetrics();
+  const wire = new WireRejections(logger, metrics.wireRejected);
   const stack = new StopStack(logger);
   return stack.orUnwind(async () => {
     // PGlite and the usage spool live under dataDir: one process per directory.
     stack.defer("data-dir-lock", lockDataDir(config.dataDir));
     const adapters = await stack.start(
       "adapters",
-      () => createAdapters(config, logger),
+      () => createAdapters(config, logger, wire),
       (a) => a.close(),
     );
     if (adapters.brokerWarning) logger.warn(adapters.brokerWarning);
@@ -127,8 +132,9 @@ export async function createNode(
       config,
       roles,
       parts: partsOf(roles),
-      metrics: createMetrics(),
+      metrics,
       logger,
+      wire,
       adapters,
       stack,
       state,
@@ -189,6 +195,7 @@ function createSingletons(base: NodeBase, events: EventLog): Singletons {
     holder: adapters.nodeId,
     ttlMs: base.config.fleet.leaseTtlMs,
     logger: base.logger,
+    wire: base.wire,
     report: (name, held) => metrics.leaseHeld.set({ lease: name }, held ? 1 : 0),
     // Taking over a dead holder's work is self-healing: worth an event, never a page.
     onChange: (name, held) =>
@@ -219,7 +226,14 @@ function createDiscovery(base: NodeBase, pool: WorkerPool | null): Discovery {
     },
   });
   const { discoveryRefreshMs: refreshMs, discoveryTtlMs: ttlMs } = base.config.fleet;
-  return new Discovery({ kv: adapters.nodesKv, self, refreshMs, ttlMs, logger: base.logger });
+  return new Discovery({
+    kv: adapters.nodesKv,
+    self,
+    refreshMs,
+    ttlMs,
+    logger: base.logger,
+    wire: base.wire,
+  });
 }
 
 function startIdentityPart(base: NodeBase, singletons: Singletons, discovery: Discovery): Promise<Identity> {
@@ -230,6 +244,7 @@ function startIdentityPart(base: NodeBase, singletons: Singletons, discovery: Di
     kv: adapters.identityKv,
     metrics: base.metrics.identity,
     logger: base.logger,
+    wire: base.wire,
     parts,
     publisher: parts.has("outbox-publisher") ? singletons.create("outbox-publisher") : null,
     limitShare: () => 1 / discovery.apiNodeCount(),
@@ -315,7 +330,7 @@ function apiDeps(base: NodeBase, services: Services): ApiDeps {
     db: adapters.db,
     parts,
     internal: internal
-      ? { staging: adapters.staging, pending: adapters.pending, clusterSecret: internal }
+      ? { staging: adapters.staging, pending: adapters.pending, clusterSecret: internal, wire: base.wire }
       : null,
     nodes: () => discovery.list(),
     ops,
@@ -332,8 +347,9 @@ function refreshGauges(base: NodeBase, usage: Usage): void {
   usage.refreshGauges();
 }
 
-function consoleSessions({ adapters, config }: NodeBase, identity: Identity): ConsoleSessions {
+function consoleSessions({ adapters, config, wire }: NodeBase, identity: Identity): ConsoleSessions {
   return new ConsoleSessions({
+    wire,
     kv: adapters.sessionsKv,
     settings: config.console,
     keys: identity.keys,

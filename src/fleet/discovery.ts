@@ -1,8 +1,10 @@
 import type { Logger } from "pino";
-import type { Role } from "../config/schema.js";
+import { z } from "zod";
+import { ROLES, type Role } from "../config/schema.js";
 import type { KeyValue } from "../kv/key-value.js";
 import { jittered, jitteredBackoffMs } from "../util/backoff.js";
 import { delay } from "../util/time.js";
+import { LOG_ONLY_WIRE, readWire, stamped, type WireRejections } from "../wire/wire.js";
 
 /** What a node says about itself in discovery. */
 export interface NodeInfo {
@@ -20,6 +22,24 @@ export interface LiveNode extends NodeInfo {
   /** When it last registered (epoch ms). */
   seenAt: number;
 }
+
+const count = z.number().finite().nonnegative();
+
+/**
+ * A registration as read from the bucket (version 1). Unknown fields are
+ * tolerated and dropped: a registration only describes a node, and a field
+ * this version does not know cannot change what it does with it.
+ */
+const NodeInfoWire = z.object({
+  id: z.string().min(1),
+  roles: z.array(z.enum(ROLES)),
+  version: z.string(),
+  url: z.string(),
+  startedAt: count,
+  load: z.object({ inFlight: count, queueDepth: count, workersBusy: count, workers: count, rssBytes: count }),
+});
+const _fits: z.ZodType<NodeInfo, z.input<typeof NodeInfoWire>> = NodeInfoWire;
+void _fits;
 
 const PREFIX = "node.";
 const START_ATTEMPTS = 6;
@@ -43,6 +63,8 @@ export class Discovery {
       refreshMs: number;
       ttlMs: number;
       logger: Logger;
+      /** Where a registration that fails its schema is reported (default: logged only); it is left out of the fleet. */
+      wire?: WireRejections;
     },
   ) {}
 
@@ -77,10 +99,18 @@ export class Discovery {
   async list(): Promise<LiveNode[]> {
     const now = Date.now();
     const entries = await this.options.kv.entries(PREFIX);
-    return entries
-      .filter((e) => now - e.updatedAt < this.options.ttlMs)
-      .map((e) => ({ ...(JSON.parse(e.value) as NodeInfo), seenAt: e.updatedAt }))
-      .sort((a, b) => a.id.localeCompare(b.id));
+    const wire = this.options.wire ?? LOG_ONLY_WIRE;
+    const live: LiveNode[] = [];
+    for (const e of entries.filter((e) => now - e.updatedAt < this.options.ttlMs)) {
+      const info = readWire(
+        NodeInfoWire,
+        e.value,
+        { source: "discovery", from: `KV nodes key ${e.key}` },
+        wire,
+      );
+      if (info) live.push({ ...info, seenAt: e.updatedAt });
+    }
+    return live.sort((a, b) => a.id.localeCompare(b.id));
   }
 
   #schedule(): void {
@@ -94,7 +124,7 @@ export class Discovery {
   async #round(): Promise<boolean> {
     const self = this.options.self();
     try {
-      await this.options.kv.put(PREFIX + self.id, JSON.stringify(self));
+      await this.options.kv.put(PREFIX + self.id, JSON.stringify(stamped(self)));
       this.#nodes = await this.list();
       this.#failures = 0;
       return true;

@@ -1,6 +1,8 @@
 import type { Logger } from "pino";
+import { z } from "zod";
 import type { KeyValue } from "../kv/key-value.js";
 import { jittered } from "../util/backoff.js";
+import { LOG_ONLY_WIRE, readWire, stamped, type WireRejections } from "../wire/wire.js";
 
 export interface LeaseOptions {
   kv: KeyValue;
@@ -14,11 +16,29 @@ export interface LeaseOptions {
   onLost: () => Promise<void>;
   /** Called with every change of who holds it (for events and metrics). */
   onChange?: (held: boolean) => void;
+  /** Where a lease value that fails its schema is reported (default: logged only). */
+  wire?: WireRejections;
 }
 
-interface LeaseValue {
-  holder: string;
-  since: number;
+/**
+ * A lease's value (version 1). Unknown fields are tolerated and dropped:
+ * who holds it is decided by the entry's revision and age, never by a field.
+ */
+const LeaseValueWire = z.object({ holder: z.string().min(1), since: z.number().int().nonnegative() });
+type LeaseValue = z.infer<typeof LeaseValueWire>;
+
+/**
+ * The holder a lease entry names, or null when it cannot be read (reported
+ * to `wire`). Also read by the alerts page to show who runs a singleton.
+ */
+export function leaseHolder(key: string, value: string, wire: WireRejections = LOG_ONLY_WIRE): string | null {
+  return (
+    readWire(LeaseValueWire, value, { source: "lease", from: `KV leases key ${key}` }, wire)?.holder ?? null
+  );
+}
+
+function encodeLease(value: LeaseValue): string {
+  return JSON.stringify(stamped(value));
 }
 
 /**
@@ -61,6 +81,10 @@ export class Lease {
     await this.options.kv.delete(this.key).catch(() => {});
   }
 
+  #holderOf(value: string): string | null {
+    return leaseHolder(this.key, value, this.options.wire);
+  }
+
   #schedule(): void {
     if (this.#stopped) return;
     const every = this.options.ttlMs / 3;
@@ -75,12 +99,13 @@ export class Lease {
 
   async #acquire(): Promise<void> {
     const { kv, holder, ttlMs } = this.options;
-    const value = JSON.stringify({ holder, since: Date.now() } satisfies LeaseValue);
+    const value = encodeLease({ holder, since: Date.now() });
     try {
       const existing = await kv.entry(this.key);
       let revision: number | null;
       if (!existing) revision = await kv.create(this.key, value);
-      else if (Date.now() - existing.updatedAt > ttlMs || parse(existing.value)?.holder === holder)
+      // A value that cannot be read names nobody: taken over once stale, like any other holder's.
+      else if (Date.now() - existing.updatedAt > ttlMs || this.#holderOf(existing.value) === holder)
         revision = await kv.update(this.key, value, existing.revision);
       else return;
       if (revision === null) return;
@@ -114,7 +139,7 @@ export class Lease {
 
   async #renew(): Promise<void> {
     const { kv, holder } = this.options;
-    const value = JSON.stringify({ holder, since: Date.now() } satisfies LeaseValue);
+    const value = encodeLease({ holder, since: Date.now() });
     const revision = await kv.update(this.key, value, this.#revision as number).catch(() => null);
     if (revision !== null) {
       this.#revision = revision;
@@ -127,13 +152,5 @@ export class Lease {
     );
     this.options.onChange?.(false);
     await this.options.onLost();
-  }
-}
-
-function parse(value: string): LeaseValue | null {
-  try {
-    return JSON.parse(value) as LeaseValue;
-  } catch {
-    return null;
   }
 }

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { KeyValue } from "../kv/key-value.js";
+import type { WireRejections } from "../wire/wire.js";
 import { Lease } from "./lease.js";
 
 /** Something a singleton runs while it holds its lease. */
@@ -30,11 +31,13 @@ export class Singletons {
       onChange?: (name: string, held: boolean) => void;
       /** Told every singleton's state from its creation on (a metric): unlike onChange, also the first "not held". */
       report?: (name: string, held: boolean) => void;
+      /** Where a lease value that fails its schema is reported. */
+      wire?: WireRejections;
     },
   ) {}
 
   create(name: string): Singleton {
-    const { kv, holder, ttlMs, logger, onChange, report } = this.options;
+    const { kv, holder, ttlMs, logger, onChange, report, wire } = this.options;
     let lease: Lease | null = null;
     report?.(name, false);
     const singleton: Singleton = {
@@ -49,6 +52,7 @@ export class Singletons {
           holder,
           ttlMs,
           logger,
+          wire,
           onAcquired: () => task.start(),
           onLost: () => task.stop(),
           onChange: (held) => {

@@ -1,6 +1,7 @@
 import type { KeyValue, KvChange, KvWatch } from "../kv/key-value.js";
 import type { IdentityMetrics } from "../metrics/identity-metrics.js";
-import { KEY_PREFIX, type PublishedValue, TENANT_PREFIX } from "./identity-kv.js";
+import { LOG_ONLY_WIRE, type WireRejections } from "../wire/wire.js";
+import { decodePublishedValue, KEY_PREFIX, TENANT_PREFIX } from "./identity-kv.js";
 import type { KeyRecord, TenantRecord } from "./model.js";
 
 const RECENT_DELAYS = 1024;
@@ -21,6 +22,7 @@ export class IdentityCache {
   constructor(
     private readonly kv: KeyValue,
     private readonly metrics: IdentityMetrics,
+    private readonly wire: WireRejections = LOG_ONLY_WIRE,
   ) {}
 
   /** Resolves once the bucket's current contents are loaded. */
@@ -49,19 +51,23 @@ export class IdentityCache {
 
   #apply(change: KvChange): void {
     if (change.key.startsWith(KEY_PREFIX)) {
-      this.#set(this.#keys, change.key.slice(KEY_PREFIX.length), change.value);
+      this.#set(this.#keys, change.key, KEY_PREFIX, change.value);
     } else if (change.key.startsWith(TENANT_PREFIX)) {
-      this.#set(this.#tenants, change.key.slice(TENANT_PREFIX.length), change.value);
+      this.#set(this.#tenants, change.key, TENANT_PREFIX, change.value);
     }
   }
 
-  #set<T>(map: Map<string, T>, id: string, raw: string | null): void {
-    if (raw === null) {
+  #set<T>(map: Map<string, T>, key: string, prefix: string, raw: string | null): void {
+    const id = key.slice(prefix.length);
+    const read = raw === null ? null : decodePublishedValue(raw, key, "identity");
+    if (read === null || !read.ok) {
+      // Deleted, or refused: forgotten either way, so a revocation written in a newer shape still locks the key out.
       map.delete(id);
+      if (read) this.wire.reject(read.rejection);
     } else {
-      const value = JSON.parse(raw) as PublishedValue;
-      map.set(id, value.record as T);
-      if (value.committedAt !== null && this.#loaded) this.#observe(Date.now() - value.committedAt);
+      map.set(id, read.value.record as T);
+      const { committedAt } = read.value;
+      if (committedAt !== null && this.#loaded) this.#observe(Date.now() - committedAt);
     }
     if (this.#loaded) this.#count();
   }

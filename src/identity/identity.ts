@@ -5,6 +5,7 @@ import type { Database } from "../db/database.js";
 import type { Singleton } from "../fleet/singletons.js";
 import type { KeyValue } from "../kv/key-value.js";
 import type { IdentityMetrics } from "../metrics/identity-metrics.js";
+import type { WireRejections } from "../wire/wire.js";
 import { type Authenticator, anonymousAccess } from "./authenticator.js";
 import { IdentityAdmin, type IssuedKey } from "./identity-admin.js";
 import { IdentityCache } from "./identity-cache.js";
@@ -32,6 +33,8 @@ export interface IdentityDeps {
   kv: KeyValue;
   metrics: IdentityMetrics;
   logger: Logger;
+  /** Where an identity value that fails its schema is reported; the data plane forgets that key or tenant. */
+  wire?: WireRejections;
   /** The node's parts: with `api-keys`, load the data plane and serve authentication from it. */
   parts: ReadonlySet<Part>;
   /** Control role: run the outbox publisher as this singleton (under its lease); null elsewhere. */
@@ -63,7 +66,7 @@ export async function startIdentity(deps: IdentityDeps): Promise<Identity> {
       publisher = null;
     },
   });
-  const cache = new IdentityCache(kv, metrics);
+  const cache = new IdentityCache(kv, metrics, deps.wire);
   if (dataPlane) await cache.start();
   const keys = new KeyAuthenticator(cache, new TenantLimiter(undefined, deps.limitShare));
   if (dataPlane && config.auth.mode === "none") {

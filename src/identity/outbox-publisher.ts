@@ -3,7 +3,13 @@ import type { Database } from "../db/database.js";
 import type { KeyValue } from "../kv/key-value.js";
 import type { IdentityMetrics } from "../metrics/identity-metrics.js";
 import { jitteredBackoffMs } from "../util/backoff.js";
-import { KEY_PREFIX, kvKeyOf, type PublishedValue, TENANT_PREFIX } from "./identity-kv.js";
+import {
+  encodePublishedValue,
+  KEY_PREFIX,
+  kvKeyOf,
+  type PublishedValue,
+  TENANT_PREFIX,
+} from "./identity-kv.js";
 import { keyStore } from "./key-store.js";
 import { outbox } from "./outbox.js";
 import { tenantStore, toRecord } from "./tenant-store.js";
@@ -102,7 +108,7 @@ export class OutboxPublisher {
   }
 
   async #put(value: PublishedValue): Promise<void> {
-    await this.deps.kv.put(kvKeyOf(value.kind, value.record.id), JSON.stringify(value));
+    await this.deps.kv.put(kvKeyOf(value.kind, value.record.id), encodePublishedValue(value));
   }
 
   async #resync(): Promise<void> {
@@ -154,7 +160,8 @@ export async function publishRef(
   committedAt: number | null,
 ): Promise<void> {
   const [kind, id = ""] = ref.split(":") as ["tenant" | "key", string];
-  const put = (value: PublishedValue) => kv.put(kvKeyOf(value.kind, value.record.id), JSON.stringify(value));
+  const put = (value: PublishedValue) =>
+    kv.put(kvKeyOf(value.kind, value.record.id), encodePublishedValue(value));
   if (kind === "tenant") {
     const tenant = await tenantStore.get(db, id);
     if (!tenant || tenant.status === "deleted") return kv.delete(kvKeyOf("tenant", id));

@@ -7,7 +7,7 @@ export const FITS = ["cover", "contain", "fill", "inside", "outside"] as const;
 export type Fit = (typeof FITS)[number];
 
 /** Compass points and sharp's smart crops; aliases map to sharp's gravity names. */
-const POSITION_ALIASES = {
+export const POSITION_ALIASES = {
   centre: "centre",
   center: "centre",
   north: "north",

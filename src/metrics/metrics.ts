@@ -40,6 +40,12 @@ export function createMetrics() {
       help: "Requests refused, by problem type (overloaded, too-large, bad-option, ...)",
       labelNames: ["reason"] as const,
     }),
+    wireRejected: new Counter({
+      ...r,
+      name: "imgfleet_wire_rejected_total",
+      help: "Messages read from the network and refused (unreadable, unknown version, invalid), by source (job, usage-batch, identity, discovery, lease, session, data-path-outcome, worker)",
+      labelNames: ["source", "reason"] as const,
+    }),
     inputBytes: new Counter({ ...r, name: "imgfleet_input_bytes_total", help: "Image bytes received" }),
     outputBytes: new Counter({ ...r, name: "imgfleet_output_bytes_total", help: "Image bytes sent" }),
     inputSize: new Histogram({

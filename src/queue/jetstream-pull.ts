@@ -42,10 +42,6 @@ export class PulledMessage {
     this.streamSequence = info.streamSequence;
   }
 
-  json<T>(): T {
-    return this.msg.json<T>();
-  }
-
   /** Resolves once the server has recorded the ack (its reply), or rejects after `timeoutMs`. */
   async ackConfirmed(timeoutMs: number): Promise<void> {
     await this.nc.request(this.#reply, ACK, { timeout: timeoutMs });

@@ -15,10 +15,12 @@ import { errors, type NatsConnection, nanos } from "@nats-io/transport-node";
 import { hasNoResponders, retryTransient } from "../nats/jetstream-errors.js";
 import { jitteredBackoffMs } from "../util/backoff.js";
 import { delay } from "../util/time.js";
+import { LOG_ONLY_WIRE, type WireRejections } from "../wire/wire.js";
 import { QueueUnavailableError } from "./enqueue.js";
 import { JetStreamPuller, type PulledMessage } from "./jetstream-pull.js";
 import type { Delivery, JobMessage, JobQueue, QueueStats } from "./job-queue.js";
 import { QueueFullError } from "./job-queue.js";
+import { decodeJobMessage, encodeJobMessage } from "./job-wire.js";
 
 /**
  * Fleet JobQueue: a JetStream work-queue stream and one durable pull consumer
@@ -93,6 +95,8 @@ export interface JetStreamQueueOptions {
   retryDelayMs?: number;
   /** Default: console. */
   logger?: QueueLogger;
+  /** Where a job message that fails its schema is reported (default: logged only). */
+  wire?: WireRejections;
 }
 
 type Resolved = Required<JetStreamQueueOptions>;
@@ -144,7 +148,7 @@ export class JetStreamJobQueue implements JobQueue {
    * an identical stream or consumer is idempotent at the server.
    */
   static async open(nc: NatsConnection, options: JetStreamQueueOptions): Promise<JetStreamJobQueue> {
-    const o: Resolved = { ...DEFAULTS, logger: consoleLogger, ...options };
+    const o: Resolved = { ...DEFAULTS, logger: consoleLogger, wire: LOG_ONLY_WIRE, ...options };
     validate(o);
     const jsm = await jetstreamManager(nc);
     await retryTransient(() => ensureStream(jsm, o));
@@ -158,16 +162,15 @@ export class JetStreamJobQueue implements JobQueue {
 
   async enqueue(message: JobMessage): Promise<void> {
     if (this.#closing.signal.aborted) throw new Error("the job queue is closed");
-    const data = this.#encoder.encode(JSON.stringify(message));
+    const data = this.#encoder.encode(encodeJobMessage(message));
     if (data.length > MAX_JOB_MESSAGE_BYTES) throw new JobMessageTooLargeError(message.id, data.length);
     const { subject, stream, publishTimeoutMs } = this.#o;
     try {
-      const ack = await this.#js.publish(subject, data, {
+      await this.#js.publish(subject, data, {
         msgID: message.id,
         timeout: publishTimeoutMs,
         expect: { streamName: stream },
       });
-      if (!ack.duplicate) this.#stats.enqueued();
     } catch (error) {
       throw this.#publishError(error);
     }
@@ -218,19 +221,18 @@ export class JetStreamJobQueue implements JobQueue {
       );
       return null;
     }
-    let message: JobMessage;
-    try {
-      message = msg.json<JobMessage>();
-    } catch (error) {
+    const read = decodeJobMessage(msg.msg.data, {
+      source: "job",
+      from: `${msg.msg.subject} (stream ${this.#o.stream}, seq ${msg.streamSequence})`,
+    });
+    if (!read.ok) {
+      // Terminated, never redelivered: no worker of this version can run it, however often it comes back.
       msg.term();
       this.#stats.settled();
-      this.#o.logger.warn(
-        { err: error, stream: this.#o.stream, seq: msg.streamSequence },
-        "dropped an unreadable message from the job queue; only imgfleet API nodes should publish to its subject",
-      );
+      this.#o.wire.reject(read.rejection);
       return null;
     }
-    return this.#delivery(msg, message, attempt);
+    return this.#delivery(msg, read.value, attempt);
   }
 
   #delivery(msg: PulledMessage, message: JobMessage, attempt: number): Delivery {
@@ -411,17 +413,17 @@ async function ensureConsumer(jsm: JetStreamManager, o: Resolved): Promise<void>
  *   never delete an undelivered message), fetched by sequence only when
  *   that head moves: one consumer-info request per refresh in steady state.
  *
- * Every snapshot is applied, plus the local changes made while it was being
- * requested (they may or may not be in it; counting them keeps admission on
- * the safe side, and the next snapshot corrects any double count).
- * Between snapshots this node's own enqueues are not added to the depth: an
- * API node never sees the workers' deliveries, so adding them made the
- * estimate grow with its request rate (one per enqueue per refresh
- * interval) instead of with the queue, and refuse requests with the queue
- * nearly empty. Admission therefore reads the stream's real pending count
- * at most one refresh old, and the stream's own `max_msgs` still refuses
- * (QueueFullError, 503) what arrives over the capacity in between. A
- * worker's own deliveries are certain, so they are subtracted at once.
+ * Every snapshot is applied, less this node's deliveries made while it was
+ * being requested or since (a worker's own deliveries are certain; one
+ * counted twice is corrected by the next snapshot), and likewise for
+ * settlements and the in-flight count.
+ * This node's enqueues are never added: an API node never sees the workers'
+ * deliveries, so adding them made the estimate grow with its request rate
+ * (one per enqueue per refresh interval) instead of with the queue, and
+ * refuse requests with the queue nearly empty. Admission therefore reads the
+ * stream's real pending count at most one refresh old, and the stream's own
+ * `max_msgs` still refuses (QueueFullError, 503) what arrives over the
+ * capacity in between.
  * Failed refreshes keep the last values; the first of a run is logged.
  */
 class StatsCache {
@@ -433,7 +435,7 @@ class StatsCache {
   /** The last head message looked up, so an unchanged head costs no request. */
   #head = { seq: 0, enqueuedAt: 0 };
   /** Local changes since start, so a snapshot can be corrected for those made while it was in flight. */
-  readonly #changes = { enqueued: 0, delivered: 0, settled: 0 };
+  readonly #changes = { delivered: 0, settled: 0 };
   #refreshing = false;
   #failing = false;
 
@@ -450,11 +452,6 @@ class StatsCache {
       oldestAgeMs:
         this.#depth > 0 && this.#oldestEnqueuedAt > 0 ? Math.max(0, Date.now() - this.#oldestEnqueuedAt) : 0,
     };
-  }
-
-  /** Counted only against the snapshot in flight, if any (see the class comment): never between snapshots. */
-  enqueued(): void {
-    this.#changes.enqueued++;
   }
 
   /** The server refused a message: count the queue as full until the next snapshot. */
@@ -484,10 +481,9 @@ class StatsCache {
       const head = info.num_pending > 0 ? info.delivered.stream_seq + 1 : 0;
       const oldest = head === 0 ? 0 : await this.#enqueuedAt(head);
       this.#recovered();
-      const enqueued = this.#changes.enqueued - before.enqueued;
       const delivered = this.#changes.delivered - before.delivered;
       const settled = this.#changes.settled - before.settled;
-      this.#depth = Math.max(0, info.num_pending + enqueued - delivered);
+      this.#depth = Math.max(0, info.num_pending - delivered);
       this.#inFlight = Math.max(0, info.num_ack_pending + delivered - settled);
       this.#oldestEnqueuedAt = oldest;
     } catch (error) {

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Config } from "../config/schema.js";
-import { fromWire, ProblemError } from "../errors/problem.js";
+import { ProblemError, type WireProblem } from "../errors/problem.js";
 import { MIME_TYPES } from "../image/formats.js";
 import type { AutoChoices } from "../image/negotiate.js";
 import { parseResizeOptions } from "../image/options.js";
@@ -11,8 +11,10 @@ import { effectiveMaxInputBytes, NODE_POLICY, type TenantPolicy } from "../image
 import type { Metrics } from "../metrics/metrics.js";
 import { enqueueWithin, QueueUnavailableError } from "../queue/enqueue.js";
 import { type JobMessage, type JobQueue, QueueFullError, queueFullMessage } from "../queue/job-queue.js";
+import type { JobOutcome } from "../staging/job-outcome.js";
 import type { PendingResults } from "../staging/pending-results.js";
 import type { StagingTable } from "../staging/staging-table.js";
+import { type BilledWork, unworked } from "../usage/model.js";
 import { nowMs } from "../util/time.js";
 import type { DrainRate } from "./drain-rate.js";
 import { etagFor, matchesIfNoneMatch } from "./etag.js";
@@ -50,8 +52,27 @@ export type ResizeResponse =
       info: OutputInfo;
       probe: Probe;
       timings: ResizeTimings;
+      /** What the request is billed for: the meter's only source. */
+      work: BilledWork;
     }
-  | { kind: "not-modified"; etag: string; varyAccept: boolean; probe: Probe; timings: ResizeTimings };
+  | {
+      kind: "not-modified";
+      etag: string;
+      varyAccept: boolean;
+      probe: Probe;
+      timings: ResizeTimings;
+      work: BilledWork;
+    };
+
+/** A job the worker ran and failed (a corrupt image, a crash): the problem, and the work it still cost. */
+export class WorkerProblemError extends ProblemError {
+  constructor(
+    problem: WireProblem,
+    readonly work: BilledWork,
+  ) {
+    super(problem.code, problem.detail);
+  }
+}
 
 export interface ResizeServiceDeps {
   config: Readonly<Config>;
@@ -125,7 +146,8 @@ export class ResizeService {
     const timings: ResizeTimings = { probe: nowMs() - probeStarted, queue: 0, fetch: 0, process: 0, cpu: 0 };
     const etag = etagFor(request.input, spec);
     if (matchesIfNoneMatch(request.ifNoneMatch, etag)) {
-      return { kind: "not-modified", etag, varyAccept: variesByAccept, probe, timings };
+      const work = { ...unworked("resize", request.input.length), inFormat: probe.format };
+      return { kind: "not-modified", etag, varyAccept: variesByAccept, probe, timings, work };
     }
     const id = randomUUID();
     const job: JobMessage = {
@@ -148,7 +170,8 @@ export class ResizeService {
       process: outcome.timings.processMs,
       cpu: outcome.timings.cpuMs,
     });
-    if (!outcome.ok) throw fromWire(outcome.problem);
+    const work = billedWork(request.input, probe, outcome);
+    if (!outcome.ok) throw new WorkerProblemError(outcome.problem, work);
     return {
       kind: "image",
       data: outcome.data,
@@ -158,6 +181,7 @@ export class ResizeService {
       info: outcome.info,
       probe,
       timings,
+      work,
     };
   }
 
@@ -210,6 +234,29 @@ export class ResizeService {
       },
     );
   }
+}
+
+/** What a job's outcome bills: bytes and pixels both ways, formats, and the worker's time and CPU. */
+function billedWork(input: Buffer, probe: Probe, outcome: JobOutcome): BilledWork {
+  const { queueMs, processMs, cpuMs } = outcome.timings;
+  const measured = {
+    op: "resize" as const,
+    inBytes: input.length,
+    inFormat: probe.format,
+    queueMs,
+    processMs,
+    cpuMs,
+  };
+  if (!outcome.ok) return { ...measured, outBytes: 0, inPixels: 0, outPixels: 0, outFormat: null };
+  const { info } = outcome;
+  return {
+    ...measured,
+    outBytes: outcome.data.length,
+    // Frames decoded are the frames written: one unless animated output was asked for.
+    inPixels: probe.width * probe.height * info.pages,
+    outPixels: info.width * info.height * info.pages,
+    outFormat: info.format,
+  };
 }
 
 function mib(bytes: number): string {

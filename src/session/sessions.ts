@@ -1,10 +1,12 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { FastifyRequest } from "fastify";
+import { z } from "zod";
 import { ProblemError } from "../errors/problem.js";
 import type { IdentityCache } from "../identity/identity-cache.js";
 import type { KeyAuthenticator } from "../identity/key-authenticator.js";
 import { ADMIN_SCOPE } from "../identity/model.js";
 import { type KeyValue, KvFullError } from "../kv/key-value.js";
+import { LOG_ONLY_WIRE, readWire, stamped, type WireRejections } from "../wire/wire.js";
 import {
   cameOverTls,
   clearSessionCookie,
@@ -21,16 +23,22 @@ export interface SessionSettings {
   signInsPerMinute: number;
 }
 
-/** What the sessions bucket holds per session, under the hash of its id. */
-interface SessionRecord {
+/**
+ * What the sessions bucket holds per session, under the hash of its id
+ * (version 1). Strict: a field this version does not know may bind the
+ * session to something it would not check (an address, a scope), so such a
+ * session is refused here and its user signs in again.
+ */
+const SessionRecordWire = z.strictObject({
   /** The admin key signed in with: the audit trail's actor, checked live on every request. */
-  keyId: string;
+  keyId: z.string().min(1),
   /** The synchronizer token every write must echo in X-CSRF-Token. */
-  csrf: string;
+  csrf: z.string().min(16),
   /** Epoch ms. */
-  createdAt: number;
-  lastSeenAt: number;
-}
+  createdAt: z.number().int().nonnegative(),
+  lastSeenAt: z.number().int().nonnegative(),
+});
+type SessionRecord = z.infer<typeof SessionRecordWire>;
 
 /** What sign-in and `GET /admin/v1/session` answer. */
 export interface SessionView {
@@ -84,6 +92,8 @@ export class ConsoleSessions {
       keys: KeyAuthenticator;
       cache: IdentityCache;
       now?: () => number;
+      /** Where a session value that fails its schema is reported (default: logged only). */
+      wire?: WireRejections;
     },
   ) {
     this.#limiter = new SignInLimiter(deps.settings.signInsPerMinute, () => this.#now());
@@ -113,7 +123,7 @@ export class ConsoleSessions {
       lastSeenAt: now,
     };
     try {
-      await this.deps.kv.create(storageKey(id), JSON.stringify(record));
+      await this.deps.kv.create(storageKey(id), encodeRecord(record));
     } catch (error) {
       if (!(error instanceof KvFullError)) throw error;
       throw new ProblemError(
@@ -161,8 +171,9 @@ export class ConsoleSessions {
     const cookie = clearSessionCookie(cameOverTls(request));
     const id = sessionIdFrom(request.headers.cookie);
     const entry = id ? await this.deps.kv.entry(storageKey(id)) : null;
-    if (!id || !entry) return { keyId: null, cookie };
-    const record = parseRecord(entry.value);
+    const record = id && entry ? this.#read(entry.key, entry.value) : null;
+    // An unreadable session is left to expire: without its token, nobody can prove the sign-out is theirs.
+    if (!id || !record) return { keyId: null, cookie };
     if (!csrfMatches(request.headers[CSRF_HEADER], record.csrf)) {
       throw new ProblemError("csrf-failed", `signing out needs the session's token in ${CSRF_HEADER}`);
     }
@@ -182,8 +193,8 @@ export class ConsoleSessions {
     if (!id) throw ended("signed-out");
     const key = storageKey(id);
     const entry = await this.deps.kv.entry(key);
-    if (!entry) throw ended("signed-out");
-    const record = parseRecord(entry.value);
+    const record = entry && this.#read(key, entry.value);
+    if (!entry || !record) throw ended("signed-out");
     const now = this.#now();
     const reason = this.#endReason(record, now);
     if (reason) {
@@ -194,7 +205,7 @@ export class ConsoleSessions {
     if (!poll && now - record.lastSeenAt >= this.#touchEveryMs) {
       const touched = { ...record, lastSeenAt: now };
       // Compare-and-set: a sign-out that happened meanwhile is not undone by this write.
-      const revision = await this.deps.kv.update(key, JSON.stringify(touched), entry.revision);
+      const revision = await this.deps.kv.update(key, encodeRecord(touched), entry.revision);
       if (revision === null && !(await this.deps.kv.entry(key))) throw ended("signed-out");
       return touched;
     }
@@ -224,6 +235,11 @@ export class ConsoleSessions {
     };
   }
 
+  #read(key: string, value: string): SessionRecord | null {
+    const from = { source: "session" as const, from: `KV sessions key ${key}` };
+    return readWire(SessionRecordWire, value, from, this.deps.wire ?? LOG_ONLY_WIRE);
+  }
+
   #now(): number {
     return (this.deps.now ?? Date.now)();
   }
@@ -234,8 +250,8 @@ export function storageKey(sessionId: string): string {
   return `${KEY_PREFIX}${createHash("sha256").update(sessionId).digest("hex")}`;
 }
 
-function parseRecord(value: string): SessionRecord {
-  return JSON.parse(value) as SessionRecord;
+function encodeRecord(record: SessionRecord): string {
+  return JSON.stringify(stamped(record));
 }
 
 function csrfMatches(given: string | string[] | undefined, expected: string): boolean {

@@ -17,7 +17,9 @@ import type { Logger } from "pino";
 import { isStreamFull, isStreamNotFound, JsCode, jsErrorCode } from "../nats/jetstream-errors.js";
 import { jitteredBackoffMs } from "../util/backoff.js";
 import { delay } from "../util/time.js";
+import { LOG_ONLY_WIRE, type WireRejections } from "../wire/wire.js";
 import type { UsageBatch } from "./model.js";
+import { decodeUsageBatch, encodeUsageBatch } from "./usage-batch-wire.js";
 import { type UsageConsumer, type UsageLog, UsageLogFullError } from "./usage-log.js";
 
 export interface JetStreamUsageLogOptions {
@@ -36,6 +38,8 @@ export interface JetStreamUsageLogOptions {
   /** Deadline of every call to the server (publish, stream and consumer API, ack confirmation). */
   timeoutMs?: number;
   logger?: Logger;
+  /** Where a batch that fails its schema is reported (default: logged only). */
+  wire?: WireRejections;
 }
 
 const DEFAULTS = {
@@ -116,7 +120,7 @@ export class JetStreamUsageLog implements UsageLog {
 
   async publish(batch: UsageBatch, dedupeId = batch.id): Promise<void> {
     if (this.#closed) throw new Error("the usage log is closed");
-    const payload = JSON.stringify(batch);
+    const payload = encodeUsageBatch(batch);
     const bytes = Buffer.byteLength(payload);
     const limit = (this.nc.info?.max_payload ?? 1024 * 1024) - HEADER_ALLOWANCE_BYTES;
     if (bytes > limit) throw new UsageBatchTooLargeError(batch.id, bytes, limit, batch.records.length);
@@ -205,18 +209,17 @@ export class JetStreamUsageLog implements UsageLog {
 
   /** Acks after the handler resolves, naks with a backoff when it throws, and reports progress while it runs. */
   async #handleOne(m: JsMsg, handle: (batch: UsageBatch) => Promise<void>): Promise<void> {
-    let batch: UsageBatch;
-    try {
-      batch = JSON.parse(m.string()) as UsageBatch;
-    } catch (error) {
-      // Not ours to retry: the spool still holds the batch and will ship it again.
-      this.options.logger?.error(
-        { err: error, seq: m.seq },
-        "unreadable usage message dropped from the stream",
-      );
+    const read = decodeUsageBatch(m.data, {
+      source: "usage-batch",
+      from: `${m.subject} (stream ${this.options.stream}, seq ${m.seq})`,
+    });
+    if (!read.ok) {
+      // Terminated, not redelivered: its spool still holds the batch and ships it again, for an aggregator that reads it.
       m.term();
+      (this.options.wire ?? LOG_ONLY_WIRE).reject(read.rejection);
       return;
     }
+    const batch = read.value;
     const progress = setInterval(() => m.working(), Math.max(100, this.options.ackWaitMs / 3));
     try {
       await handle(batch);

@@ -1,8 +1,9 @@
 import type { Logger } from "pino";
+import type { z } from "zod";
 import type { Config } from "../config/schema.js";
 import { ProblemError } from "../errors/problem.js";
 import type { UsageMetrics } from "../metrics/usage-metrics.js";
-import type { MeterRecord, UsageBatch } from "./model.js";
+import { type MeterRecord, MeterRecordSchema, type UsageBatch } from "./model.js";
 import type { UsageSpool } from "./spool/usage-spool.js";
 
 export interface MeterDeps {
@@ -52,7 +53,14 @@ export class UsageMeter {
     }
   }
 
+  /**
+   * Journals one answered request. Throws InvalidMeterRecordError for a
+   * record that lacks a billed field (its CPU above all): a bug upstream,
+   * which must fail where it happens rather than bill zero in silence.
+   */
   record(record: MeterRecord): void {
+    const checked = MeterRecordSchema.safeParse(record);
+    if (!checked.success) throw new InvalidMeterRecordError(record, checked.error);
     const { spool, settings, metrics } = this.deps;
     if (spool.full && settings.spool.onFull === "serve") {
       metrics.recordsDropped.inc({ reason: "spool-full" });
@@ -96,6 +104,15 @@ export class UsageMeter {
       { err: error },
       "could not write a usage record to the spool: this request goes unbilled and new requests are refused for a few seconds; check the disk under dataDir/usage (full? read-only?)",
     );
+  }
+}
+
+/** A record the meter refuses to journal: what is missing or wrong, by field. */
+export class InvalidMeterRecordError extends Error {
+  override readonly name = "InvalidMeterRecordError";
+  constructor(record: Partial<MeterRecord>, error: z.ZodError) {
+    const fields = error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    super(`request ${String(record.id)}: not a billable usage record (${fields})`);
   }
 }
 

@@ -4,10 +4,13 @@
  * travels from the spool to the aggregator (a sealed UsageBatch).
  */
 
+import { z } from "zod";
+
 /** The tenant of requests served with `auth.mode: none`. */
 export const ANONYMOUS_TENANT = "anonymous";
 
-export type Operation = "resize";
+export const OPERATIONS = ["resize"] as const;
+export type Operation = (typeof OPERATIONS)[number];
 
 /** How a request ended, for billing: only `ok` is priced; the others are shown to operators. */
 export type Outcome = "ok" | "client_error" | "server_error";
@@ -17,17 +20,20 @@ export function outcomeOf(status: number): Outcome {
   return status < 500 ? "client_error" : "server_error";
 }
 
-/** One metered request, success or failure. Field names are short: records are journaled one per request. */
-export interface MeterRecord {
-  /** Request id (X-Request-Id), unique per request. */
-  id: string;
+/** Who pays for a request: its tenant and the API key it came with (null for anonymous requests). */
+export interface Payer {
   tenant: string;
-  /** API key id; null for anonymous requests. */
   key: string | null;
-  /** Epoch milliseconds when the answer was sent. */
-  at: number;
+}
+
+/**
+ * What a request is billed for, measured where the work happened (the
+ * resize's result) and handed to the meter as this value, never re-read
+ * from the request log. Every field is required: a resize that forgot its
+ * CPU does not compile, and the meter refuses one that lacks it at run time.
+ */
+export interface BilledWork {
   op: Operation;
-  status: number;
   inBytes: number;
   outBytes: number;
   inPixels: number;
@@ -41,6 +47,59 @@ export interface MeterRecord {
   /** CPU (user + system) the worker process spent on the job: process.cpuUsage() around it. */
   cpuMs: number;
 }
+
+/** A request answered before any work was done (refused, invalid): its input bytes, nothing else. */
+export function unworked(op: Operation, inBytes: number): BilledWork {
+  return {
+    op,
+    inBytes,
+    outBytes: 0,
+    inPixels: 0,
+    outPixels: 0,
+    inFormat: null,
+    outFormat: null,
+    queueMs: 0,
+    processMs: 0,
+    cpuMs: 0,
+  };
+}
+
+/** One metered request, success or failure. Field names are short: records are journaled one per request. */
+export interface MeterRecord extends Payer, BilledWork {
+  /** Request id (X-Request-Id), unique per request. */
+  id: string;
+  /** Epoch milliseconds when the answer was sent. */
+  at: number;
+  status: number;
+}
+
+const count = z.number().finite().nonnegative();
+
+/**
+ * A MeterRecord as the meter accepts it and the aggregator reads it from a
+ * batch. Unknown fields are kept (`loose`): records are archived whole, and
+ * nothing is summed from a field this version does not know.
+ */
+export const MeterRecordSchema = z.looseObject({
+  id: z.string().min(1),
+  tenant: z.string().min(1),
+  key: z.string().nullable(),
+  at: z.number().int().nonnegative(),
+  op: z.enum(OPERATIONS),
+  status: z.number().int().min(100).max(599),
+  inBytes: count,
+  outBytes: count,
+  inPixels: count,
+  outPixels: count,
+  inFormat: z.string().nullable(),
+  outFormat: z.string().nullable(),
+  queueMs: count,
+  processMs: count,
+  cpuMs: count,
+});
+// Compile-time check that the schema and the interface describe the same record.
+const _recordFits: z.ZodType<MeterRecord, z.input<typeof MeterRecordSchema>> = MeterRecordSchema;
+void _recordFits;
 
 /** The sums one group of records adds to the rollups. */
 export interface UsageCounters {

@@ -2,13 +2,13 @@ import { randomUUID } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { PUBLIC_PREFIX } from "../../contract/paths.js";
 import { ProblemError } from "../../errors/problem.js";
+import type { Authenticator, Principal } from "../../identity/authenticator.js";
 import { effectiveMaxInputBytes } from "../../image/tenant-policy.js";
 import type { Metrics } from "../../metrics/metrics.js";
-import type { ResizeResponse, ResizeService } from "../../resize/resize-service.js";
+import { type ResizeResponse, type ResizeService, WorkerProblemError } from "../../resize/resize-service.js";
 import type { UsageMeter } from "../../usage/meter.js";
 import { nowMs, roundMs } from "../../util/time.js";
-import type { Authenticator, Principal } from "../../identity/authenticator.js";
-import { installMetering } from "../metering.js";
+import { billInput, billTo, billWork, installMetering } from "../metering.js";
 import { readUpload } from "../upload.js";
 
 /** Content types taken as a raw image body; the real format is sniffed from the bytes. */
@@ -58,8 +58,10 @@ export function resizeRoutes(app: FastifyInstance, deps: ResizeRouteDeps) {
         const principal = authenticate(authenticator, request, reply);
         const authMs = nowMs() - authStarted;
         reply.headers(principal.headers);
-        if (principal.tenant)
+        if (principal.tenant) {
           Object.assign(reply.imgfleet, { tenant: principal.tenant, key: principal.keyId });
+          billTo(request, { tenant: principal.tenant, key: principal.keyId });
+        }
         const stagingKey = randomUUID();
         try {
           meter?.admit();
@@ -79,6 +81,7 @@ export function resizeRoutes(app: FastifyInstance, deps: ResizeRouteDeps) {
       const input = await readUpload(request, effectiveMaxInputBytes(entry.principal.policy, maxInputBytes));
       metrics.inputBytes.inc(input.length);
       reply.imgfleet.inBytes = input.length;
+      billInput(request, input.length);
       const closed = new AbortController();
       // The response closing before it finished means the client went away.
       reply.raw.once("close", () => {
@@ -96,7 +99,12 @@ export function resizeRoutes(app: FastifyInstance, deps: ResizeRouteDeps) {
           tenant: entry.principal.tenant,
           policy: entry.principal.policy,
         })
+        .catch((error: unknown) => {
+          if (error instanceof WorkerProblemError) billWork(request, error.work);
+          throw error;
+        })
         .finally(() => service.release(entry.stagingKey));
+      billWork(request, result.work);
       return sendResult(reply, result, metrics, entry.authMs);
     },
   );
@@ -109,6 +117,7 @@ function authenticate(authenticator: Authenticator, request: FastifyRequest, rep
   } catch (error) {
     if (error instanceof ProblemError && error.subject) {
       Object.assign(reply.imgfleet, { tenant: error.subject.tenant, key: error.subject.keyId });
+      billTo(request, { tenant: error.subject.tenant, key: error.subject.keyId });
     }
     throw error;
   }

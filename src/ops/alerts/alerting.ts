@@ -3,6 +3,7 @@ import { VERSION } from "../../app/version.js";
 import type { Config } from "../../config/schema.js";
 import type { Database } from "../../db/database.js";
 import type { Discovery } from "../../fleet/discovery.js";
+import { leaseHolder as readLeaseHolder } from "../../fleet/lease.js";
 import type { Singletons } from "../../fleet/singletons.js";
 import type { KeyValue } from "../../kv/key-value.js";
 import type { EventLog } from "../events.js";
@@ -98,11 +99,7 @@ function fleetFacts(deps: AlertingDeps): FleetFacts {
     async leaseHolder(name) {
       const entry = await deps.leasesKv.entry(`lease.${name}`);
       if (!entry || Date.now() - entry.updatedAt > ttlMs) return null;
-      try {
-        return (JSON.parse(entry.value) as { holder?: string }).holder ?? null;
-      } catch {
-        return null;
-      }
+      return readLeaseHolder(entry.key, entry.value);
     },
   };
 }
