@@ -1,11 +1,16 @@
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import sharp from "sharp";
 import { beforeAll, describe, expect, it, vi } from "vitest";
+import { FLEET_NAMES } from "../../src/app/fleet-adapters.js";
 import type { DevFleet } from "../../src/dev/fleet.js";
 import { generateApiKey } from "../../src/identity/api-key.js";
+import { delay } from "../../src/util/time.js";
 import {
   type AdminClient,
   type Answer,
   adminClient,
+  expectBilledPerRequest,
   hasFleetBinaries,
   imgfleet,
   Ledger,
@@ -253,42 +258,81 @@ describe.skipIf(!hasBinaries)("a fleet end to end, through HAProxy", () => {
     );
     expect(usage.counts).toEqual(ledger.counts);
     expect(usage.bytesOut).toBe(ledger.bytesOut);
+    await expectBilledPerRequest(fleet, tenant, ledger);
   });
+
+  /**
+   * `clients` closed-loop clients straight to api-1 for 6 s, each sending when its last request was
+   * answered, so at most `clients` jobs exist at any moment, far below queue.capacity (64). Small
+   * images, so the fleet answers as many as it can. Meanwhile api-1's believed depth (its
+   * imgfleet_queue_depth, what its admission compares with the capacity) and the stream's real one
+   * (the consumer's num_pending, asked of NATS) are sampled.
+   */
+  const steadyClients = async (secret: string, clients: number) => {
+    const api1 = fleet.process("api-1");
+    const tiny = await solidImage(64, 48, "jpeg");
+    const answers: Answer[] = [];
+    const believed: number[] = [];
+    const real: number[] = [];
+    const nc = await connect({ servers: [...fleet.natsUrls] });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const until = Date.now() + 6_000;
+      await Promise.all([
+        ...Array.from({ length: clients }, async () => {
+          while (Date.now() < until) answers.push(await resize(api1.url, secret, "w=32&format=png", tiny));
+        }),
+        (async () => {
+          while (Date.now() < until) {
+            const [text, info] = await Promise.all([
+              metricsOf(api1.url),
+              jsm.consumers.info(FLEET_NAMES.jobStream, FLEET_NAMES.workers),
+            ]);
+            believed.push(metricValue(text, "imgfleet_queue_depth"));
+            real.push(info.num_pending);
+            await delay(50);
+          }
+        })(),
+      ]);
+    } finally {
+      await nc.close();
+    }
+    const refused = answers.filter((a) => a.status !== 200);
+    const first = refused[0];
+    console.info(
+      `${clients} steady clients: ${answers.length} requests in 6 s to api-1 (${Math.round(answers.length / 6)}/s), ` +
+        `${refused.length} refused${first ? ` (e.g. ${first.status} ${first.body.toString()})` : ""}; ` +
+        `queue depth over ${believed.length} samples: api-1 believed at most ${Math.max(...believed)} ` +
+        `(mean ${mean(believed)}), the stream held at most ${Math.max(...real)} (mean ${mean(real)})`,
+    );
+    return { answers, refused, believed, real };
+  };
 
   it("never tells steady clients, a few requests in flight, that the queue is full", async () => {
     logsOnFailure(fleet, "api-1");
     const ledger = new Ledger();
     const { secret } = await admin.newTenant("steady");
     await untilKeyWorksEverywhere(fleet, secret, image, ledger);
-    const api1 = fleet.process("api-1");
-
-    // Four clients straight to one API node, each sending when its last request was answered:
-    // never more than four jobs in the queue, far below queue.capacity (64). Small images, so
-    // the fleet answers as many as it can (the refusals below appear from ~50 requests/s).
-    const clients = 4;
-    const tiny = await solidImage(64, 48, "jpeg");
-    const answers: Answer[] = [];
-    let believedDepth = 0;
-    const until = Date.now() + 6_000;
-    await Promise.all([
-      ...Array.from({ length: clients }, async () => {
-        while (Date.now() < until) answers.push(await resize(api1.url, secret, "w=32&format=png", tiny));
-      }),
-      (async () => {
-        while (Date.now() < until) {
-          const depth = metricValue(await metricsOf(api1.url), "imgfleet_queue_depth");
-          believedDepth = Math.max(believedDepth, depth);
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      })(),
-    ]);
-    const refused = answers.filter((a) => a.status !== 200);
-    const first = refused[0];
-    console.info(
-      `steady clients: ${answers.length} requests in 6 s to api-1 (${clients} at a time), ${refused.length} refused` +
-        `${first ? ` (e.g. ${first.status} ${first.body.toString()})` : ""}; ` +
-        `highest imgfleet_queue_depth api-1 reported meanwhile: ${believedDepth}`,
-    );
+    const { refused } = await steadyClients(secret, 4);
     expect(refused.map((a) => a.status)).toEqual([]);
   });
+
+  it("admits four times as many steady clients: the believed queue depth follows the real one, not the request rate", async () => {
+    logsOnFailure(fleet, "api-1");
+    const ledger = new Ledger();
+    const { secret } = await admin.newTenant("brisk");
+    await untilKeyWorksEverywhere(fleet, secret, image, ledger);
+    const clients = 16;
+    const { refused, believed, real } = await steadyClients(secret, clients);
+    expect(refused.map((a) => a.status)).toEqual([]);
+    // Sixteen clients can never have more than sixteen jobs waiting; the stream confirms it.
+    expect(believed.length).toBeGreaterThan(10);
+    expect(Math.max(...real)).toBeLessThanOrEqual(clients);
+    // The old estimate grew by one per enqueue between refreshes: at most 57 and 31 on average
+    // against 13 and 8 really waiting. Now: within a refresh of the stream (observed means 1 apart).
+    expect(Math.max(...believed)).toBeLessThanOrEqual(clients);
+    expect(Number(mean(believed))).toBeLessThanOrEqual(Number(mean(real)) + 4);
+  });
 });
+
+const mean = (xs: number[]) => (xs.reduce((s, x) => s + x, 0) / Math.max(1, xs.length)).toFixed(1);

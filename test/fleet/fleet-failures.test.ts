@@ -4,6 +4,7 @@ import {
   type AdminClient,
   type Answer,
   adminClient,
+  expectBilledPerRequest,
   hasFleetBinaries,
   Ledger,
   latency,
@@ -32,7 +33,7 @@ import { noiseImage, solidImage } from "../helpers/images.js";
  * The PostgreSQL test is about PostgreSQL, so it does not start in that window.
  */
 
-/** A job's message is redelivered this long after its worker went silent: processingTimeoutMs + 5 s. */
+/** The workers' limit on one job; the job stream's ack wait (read from NATS below) is the fleet's own. */
 const PROCESSING_TIMEOUT_MS = 3_000;
 /** Well past the queue deadline (30 s, below): a slow request gets the server's answer, not a client timeout. */
 const RESIZE_TIMEOUT_MS = 90_000;
@@ -152,6 +153,9 @@ describe.skipIf(!hasBinaries)("a fleet under failures", () => {
         `(spools drained in ${drainMs} ms)`,
     );
     expect(usage.counts).toEqual(ledger.counts);
+    expect(usage.bytesOut).toBe(ledger.bytesOut);
+    // And per request: each id billed once, with the status and bytes the client received.
+    await expectBilledPerRequest(fleet, tenant, ledger, drainTimeoutMs);
   };
 
   /** Monitoring endpoint (`/jsz`) of a running NATS server. */
@@ -165,7 +169,11 @@ describe.skipIf(!hasBinaries)("a fleet under failures", () => {
   interface StreamDetail {
     name: string;
     cluster?: { leader?: string; replicas?: { name: string; current: boolean }[] };
-    consumer_detail?: { name: string; delivered?: { consumer_seq: number; stream_seq: number } }[];
+    consumer_detail?: {
+      name: string;
+      delivered?: { consumer_seq: number; stream_seq: number };
+      config?: { ack_wait?: number };
+    }[];
   }
 
   const streamDetails = async (server: FleetProcess, query = "streams=true") => {
@@ -198,6 +206,18 @@ describe.skipIf(!hasBinaries)("a fleet under failures", () => {
     return most;
   };
 
+  /** The job consumer's ack wait as the fleet configured it on the stream (jsz reports nanoseconds). */
+  const jobAckWaitMs = async (): Promise<number> => {
+    for (const server of fleet.byRole("nats").filter((s) => s.running())) {
+      const jobs = (await streamDetails(server, "consumers=true&config=true")).find(
+        (s) => s.name === "IMGFLEET_JOBS",
+      );
+      const ns = jobs?.consumer_detail?.[0]?.config?.ack_wait;
+      if (ns) return ns / 1e6;
+    }
+    throw new Error("no NATS server reports the job consumer's ack wait");
+  };
+
   /** Whatever a test broke is brought back when it ends, passed or not, so the next test starts whole. */
   const restoreWhenDone = (member: FleetProcess) =>
     onTestFinished(async () => {
@@ -205,7 +225,8 @@ describe.skipIf(!hasBinaries)("a fleet under failures", () => {
     });
 
   beforeAll(async () => {
-    // A job whose worker dies is redelivered within ~8 s; the request deadline leaves room for it.
+    // A job whose worker dies is redelivered one ack wait (6 s) after its last progress signal; the
+    // request deadline leaves room for it.
     const jobs = {
       IMGFLEET_LIMITS__PROCESSING_TIMEOUT_MS: String(PROCESSING_TIMEOUT_MS),
       IMGFLEET_QUEUE__DEADLINE_MS: "30000",
@@ -237,6 +258,7 @@ describe.skipIf(!hasBinaries)("a fleet under failures", () => {
     // ~0.7 s of blur per job on one core: long enough to catch one in flight.
     const slow = await noiseImage(2400);
     const extraBefore = await extraJobDeliveries();
+    const ackWaitMs = await jobAckWaitMs();
 
     const started = performance.now();
     const batch = pooled(8, 8, async () =>
@@ -270,11 +292,15 @@ describe.skipIf(!hasBinaries)("a fleet under failures", () => {
     );
     expect(answers.map(describeAnswer)).toEqual(Array(8).fill("200"));
     for (const a of answers) expect(a.headers.get("content-type")).toBe("image/jpeg");
-    // The job the dead worker held came back from the stream after its ack wait (processing timeout + 5 s).
+    // The job the dead worker held came back from the stream after its ack wait: the server redelivers
+    // no sooner than an ack wait after the delivery (or the last progress signal), and the request was
+    // sent before its job was delivered.
     const extraAfter = await extraJobDeliveries();
-    console.info(`  job deliveries beyond one per job: ${extraBefore} before, ${extraAfter} after`);
+    console.info(
+      `  job deliveries beyond one per job: ${extraBefore} before, ${extraAfter} after; ack wait ${ackWaitMs} ms`,
+    );
     expect(extraAfter).toBeGreaterThan(extraBefore);
-    expect(slowest).toBeGreaterThanOrEqual(PROCESSING_TIMEOUT_MS + 5_000 - 1_000);
+    expect(slowest).toBeGreaterThanOrEqual(ackWaitMs);
 
     // Processed twice (partly), billed once: the API node meters the request, not the delivery.
     await expectBilledAsSeen(tenant, ledger);
@@ -301,19 +327,23 @@ describe.skipIf(!hasBinaries)("a fleet under failures", () => {
   it("an API node SIGKILLed under load: at most its in-flight requests fail, api-2 carries on, api-1 comes back", async () => {
     logsOnFailure(fleet, "api-1", "api-2", "haproxy");
     const ledger = new Ledger();
-    const { secret } = await newTenant("api-kill", ledger);
+    const { tenant, secret } = await newTenant("api-kill", ledger);
     const api1 = fleet.process("api-1");
     restoreWhenDone(api1);
 
     const concurrency = 3;
     // Three clients, each at most 10 requests/s.
-    const load = steadyLoad(concurrency, 100, () => resize(fleet.url, secret, "w=100&format=png", small));
+    const load = steadyLoad(concurrency, 100, async () =>
+      ledger.add(await resize(fleet.url, secret, "w=100&format=png", small)),
+    );
     await vi.waitFor(() => expect(load.answers.filter((a) => a.status === 200).length).toBeGreaterThan(15), {
       timeout: 20_000,
       interval: 50,
     });
     const killedAt = performance.now();
     await api1.kill("SIGKILL");
+    // kill() returns once the process is gone: a request sent later cannot have been in flight on it.
+    const goneAt = performance.now();
     await vi.waitFor(
       () => {
         const after = load.answers.filter((a) => a.startedAt > killedAt);
@@ -325,7 +355,7 @@ describe.skipIf(!hasBinaries)("a fleet under failures", () => {
     const answers = await load.stop();
 
     const failed = answers.filter((a) => a.status !== 200);
-    const afterKill = answers.filter((a) => a.startedAt > killedAt);
+    const afterKill = answers.filter((a) => a.startedAt > goneAt);
     const window =
       failed.length === 0
         ? 0
@@ -333,18 +363,21 @@ describe.skipIf(!hasBinaries)("a fleet under failures", () => {
     console.info(
       `api kill: ${answers.length} requests, ${failed.length} failed ` +
         `[${summarizeFailures(failed, killedAt)}]; ` +
-        `error window ${window} ms; ${afterKill.length} sent after the kill, slowest ${Math.max(...afterKill.map(latency))} ms`,
+        `error window ${window} ms; kill took ${Math.round(goneAt - killedAt)} ms; ${afterKill.length} sent after it, slowest ${Math.max(...afterKill.map(latency))} ms`,
     );
     // Only what was in flight on api-1 when it died may fail; everything sent after it succeeds through api-2.
     expect(failed.length).toBeLessThanOrEqual(concurrency);
-    for (const a of failed) expect(a.startedAt).toBeLessThan(killedAt + 50);
+    for (const a of failed)
+      expect(a.startedAt, "a failed request sent after api-1 was gone").toBeLessThan(goneAt);
     expect(afterKill.map((a) => a.status)).toEqual(Array(afterKill.length).fill(200));
 
     const restartedAt = performance.now();
     await api1.restart();
     await vi.waitFor(
       async () => {
-        const again = await pooled(4, 4, () => resize(fleet.url, secret, "w=100&format=png", small));
+        const again = await pooled(4, 4, async () =>
+          ledger.add(await resize(fleet.url, secret, "w=100&format=png", small)),
+        );
         expect(again.map((a) => a.status)).toEqual([200, 200, 200, 200]);
         const served = metricValue(
           await metricsOf(api1.url),
@@ -361,7 +394,11 @@ describe.skipIf(!hasBinaries)("a fleet under failures", () => {
     console.info(
       `  api-1 restarted and served through HAProxy ${Math.round(performance.now() - restartedAt)} ms later`,
     );
-  }, 90_000);
+
+    // Billed as answered: what api-1 metered before it died waited in its spool (on disk) for its return.
+    // A request that died with it got no answer (no request id) and must not be billed either.
+    await expectBilledAsSeen(tenant, ledger);
+  }, 120_000);
 
   it("PostgreSQL down: resizes keep working, admin writes answer 503, usage catches up exactly", async () => {
     logsOnFailure(fleet, "api-1", "api-2", "control-1", "postgres");
@@ -481,9 +518,9 @@ describe.skipIf(!hasBinaries)("a fleet under failures", () => {
     );
     expect(newLeader).toMatch(/^nats-[123]$/);
     expect(newLeader).not.toBe(leader.name);
-    // Seconds, not minutes (a Raft election takes 4-9 s on nats-server 2.9).
-    expect(lastFailureEnd).toBeLessThan(20_000);
-    expect(stall).toBeLessThan(20_000);
+    // Seconds, not minutes (a Raft election takes 4-9 s on nats-server 2.9; observed stalls about 5 s).
+    expect(lastFailureEnd).toBeLessThan(30_000);
+    expect(stall).toBeLessThan(30_000);
     // What fails is a clear "retry shortly", not an internal error.
     for (const a of failed)
       expect(["503 /problems/queue-unavailable", "504 /problems/timeout"]).toContain(describeAnswer(a));

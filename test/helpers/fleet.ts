@@ -11,6 +11,7 @@ import {
   startDevFleet,
   stopDevFleet,
 } from "../../src/dev/fleet.js";
+import { type ArchivedRecord, UsageArchive, utcDay } from "../../src/usage/archive.js";
 import { isCI } from "./ci.js";
 
 /**
@@ -268,14 +269,20 @@ function outcomeOf(a: Answer): "ok" | "client_error" | "server_error" | null {
   return a.status < 500 ? "client_error" : "server_error";
 }
 
-/** What a client saw, per outcome, to compare with the usage report. */
+/** What a client saw, per outcome and per request id, to compare with the usage report and archive. */
 export class Ledger {
   readonly counts = { ok: 0, client_error: 0, server_error: 0 };
   bytesOut = 0;
+  /** Each billable answer by its X-Request-Id: the status and the bytes the client received. */
+  readonly byRequestId = new Map<string, { status: number; bytes: number }>();
   add(a: Answer): Answer {
     const outcome = outcomeOf(a);
-    if (outcome) this.counts[outcome]++;
+    if (!outcome) return a;
+    this.counts[outcome]++;
     if (outcome === "ok") this.bytesOut += a.body.length;
+    const id = a.headers.get("x-request-id") as string;
+    if (this.byRequestId.has(id)) throw new Error(`two answers carried the request id ${id}`);
+    this.byRequestId.set(id, { status: a.status, bytes: outcome === "ok" ? a.body.length : 0 });
     return a;
   }
 }
@@ -381,4 +388,53 @@ export async function usageByOutcome(admin: AdminClient, tenant: string) {
     if (row.outcome === "ok") bytesOut += row.bytesOut;
   }
   return { counts, bytesOut };
+}
+
+/**
+ * The raw meter records of one tenant (yesterday to tomorrow, UTC) in the
+ * archive the control nodes' usage aggregator writes under its data
+ * directory, each once.
+ */
+export async function archivedUsage(fleet: DevFleet, tenant: string): Promise<ArchivedRecord[]> {
+  const day = 86_400_000;
+  const days = [-day, 0, day].map((offset) => utcDay(Date.now() + offset));
+  const records = new Map<string, ArchivedRecord>();
+  for (const node of fleet.byRole("control")) {
+    const archive = new UsageArchive(join(fleet.stateDir, "nodes", node.name, "usage", "archive"), 90);
+    for (const d of days) for (const r of await archive.read(tenant, d)) records.set(`${r.b}/${r.n}`, r);
+  }
+  return [...records.values()];
+}
+
+/**
+ * Every request the client got an answer for is billed exactly once, under
+ * its request id, with the status and (for a success) the bytes the client
+ * received; nothing else is billed to the tenant. Waits for the archive,
+ * which the aggregator writes right after counting a batch.
+ */
+export async function expectBilledPerRequest(
+  fleet: DevFleet,
+  tenant: string,
+  ledger: Ledger,
+  timeoutMs = 60_000,
+): Promise<void> {
+  let records: ArchivedRecord[] = [];
+  await vi
+    .waitFor(
+      async () => {
+        records = await archivedUsage(fleet, tenant);
+        expect(records.length).toBeGreaterThanOrEqual(ledger.byRequestId.size);
+      },
+      { timeout: timeoutMs, interval: 250 },
+    )
+    .catch(() => {});
+  const billed = new Map<string, { status: number; bytes: number; times: number }>();
+  for (const r of records) {
+    const seen = billed.get(r.id);
+    billed.set(r.id, { status: r.status, bytes: r.outBytes, times: (seen?.times ?? 0) + 1 });
+  }
+  const expected = new Map([...ledger.byRequestId].map(([id, a]) => [id, { ...a, times: 1 }]));
+  expect(Object.fromEntries(billed), "archived meter records by request id").toEqual(
+    Object.fromEntries(expected),
+  );
 }
