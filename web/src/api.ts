@@ -1,4 +1,6 @@
-import type { Problem as AdminProblem } from "../../src/cli/admin/client.js";
+import type { SessionView } from "../../src/contract/admin.js";
+import type { Problem as ProblemDocument } from "../../src/contract/common.js";
+import { ADMIN_PREFIX } from "../../src/contract/paths.js";
 
 /**
  * The console's only way to the server: the admin API under /admin/v1 (the
@@ -7,10 +9,16 @@ import type { Problem as AdminProblem } from "../../src/cli/admin/client.js";
  * the problem+json document, so pages can show its detail.
  */
 
-export const ADMIN = "/admin/v1";
+export const ADMIN = ADMIN_PREFIX;
 
-/** The problem+json document, as the CLI reads it, plus the `reason` a session problem carries. */
-export type Problem = AdminProblem & { reason?: string };
+/**
+ * The problem+json document (the contract's), any member possibly missing
+ * (the page makes its own when the node does not answer), plus the `reason`
+ * a session problem carries.
+ */
+export type Problem = Partial<Pick<ProblemDocument, "type" | "title" | "status" | "detail" | "errors">> & {
+  reason?: string;
+};
 
 export class ApiError extends Error {
   constructor(
@@ -21,12 +29,7 @@ export class ApiError extends Error {
   }
 }
 
-export interface SessionView {
-  keyId: string;
-  csrfToken: string;
-  idleTimeoutMs: number;
-  expiresAt: string;
-}
+export type { SessionView };
 
 type Listener = (problem: Problem) => void;
 

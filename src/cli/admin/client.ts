@@ -1,20 +1,45 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { FlagView } from "../../flags/flag-admin.js";
-import type { FlagReason } from "../../flags/model.js";
-import type { AuditEntry } from "../../identity/audit-log.js";
-import type { ApiKey, Tenant, TenantScope, TenantStatus } from "../../identity/model.js";
-import type { OutputFormat } from "../../image/formats.js";
-import type { Alert } from "../../ops/alerts/model.js";
-import type { OpsEvent } from "../../ops/events.js";
-import type { MetricsOverview, SeriesHistory } from "../../ops/metric-summary.js";
-import type { ChannelView } from "../../ops/notify/channels.js";
-import type { DeliveryResult } from "../../ops/notify/notifier.js";
-import type { DeadLetter } from "../../queue/dead-letters.js";
-import type { CostEstimate, CostSummary } from "../../usage/cost.js";
-import type { UsageReport } from "../../usage/usage-report.js";
+import type { z } from "zod";
+import type {
+  Alert,
+  AlertQuery,
+  ApiKey,
+  AuditEntry,
+  AuditQuery,
+  ChannelView,
+  DeadLetter,
+  DeadLetterQuery,
+  DeliveryResult,
+  EventsQuery,
+  FlagEvaluation,
+  FlagSettingsBody,
+  FlagView,
+  FleetNode,
+  IssuedKey,
+  MetricsOverview,
+  NewAdminKeyBody,
+  NewKeyBody,
+  NewTenantBody,
+  OpsEvent,
+  RotatedKey,
+  SeriesHistory,
+  SeriesQuery,
+  Tenant,
+  TenantListQuery as TenantListQuerySchema,
+  TenantPatchBody,
+} from "../../contract/admin.js";
+import type { Page, Problem as ProblemDocument, QueryInput } from "../../contract/common.js";
+import { ADMIN_PREFIX } from "../../contract/paths.js";
+import type {
+  AdminCostQuery,
+  AdminUsageQuery,
+  CostEstimate,
+  CostSummary,
+  UsageReport,
+} from "../../contract/usage.js";
 
-// The wire types are the server's own (type-only imports: nothing of the server is loaded),
-// so a change to the admin API's shapes breaks this file's build instead of its output.
+// Every request and answer type is the API contract's (src/contract): the server validates
+// with the same schemas, so a change to the admin API's shapes breaks this file's build.
 export type {
   Alert,
   ApiKey,
@@ -22,112 +47,41 @@ export type {
   ChannelView,
   CostEstimate,
   CostSummary,
+  DeadLetter,
   DeliveryResult,
   FlagView,
+  FleetNode,
+  IssuedKey,
   MetricsOverview,
   OpsEvent,
+  Page,
+  RotatedKey,
   SeriesHistory,
   Tenant,
   UsageReport,
 };
 
 /** PUT /admin/v1/flags/:name: the fields to change. */
-export interface FlagSettingsInput {
-  default?: boolean;
-  percentage?: number;
-  description?: string;
-}
-
+export type FlagSettingsInput = z.input<typeof FlagSettingsBody>;
 /** GET /admin/v1/flags/:name?tenant=: how the answering node evaluates the flag for that tenant. */
-export interface FlagEvaluationView {
-  flag: string;
-  tenant: string;
-  value: boolean;
-  reason: FlagReason;
-  node: string;
-  revision: number | null;
-}
+export type FlagEvaluationView = FlagEvaluation;
+export type NewTenantInput = z.input<typeof NewTenantBody>;
+/** A tenant's limits as given to create or change it; null resets one to the node's own. */
+export type TenantLimitsInput = Omit<NewTenantInput, "name">;
+export type TenantPatchInput = z.input<typeof TenantPatchBody>;
+export type TenantListQuery = QueryInput<typeof TenantListQuerySchema>;
+export type NewKeyInput = z.input<typeof NewKeyBody>;
+export type NewAdminKeyInput = z.input<typeof NewAdminKeyBody>;
+export type AuditListQuery = QueryInput<typeof AuditQuery>;
+/** `format` is the client's to choose (usageCsv). */
+export type UsageQuery = Omit<QueryInput<typeof AdminUsageQuery>, "format">;
+export type CostQuery = QueryInput<typeof AdminCostQuery>;
 
 /** The CLI's exit codes: scripts branch on these, so they never change meaning. */
 export const EXIT = { failed: 1, usage: 2, unreachable: 3, unauthorized: 4 } as const;
 
-export const ADMIN_PATH = "/admin/v1";
-
-export interface Page<T> {
-  items: T[];
-  /** Cursor for the next page, null at the end. */
-  next: string | null;
-}
-
-export interface TenantLimitsInput {
-  ratePerSecond?: number;
-  burst?: number;
-  maxInFlight?: number;
-  /** null: the node's own limit. */
-  maxInputBytes?: number | null;
-  /** null: every format the node serves. */
-  outputFormats?: OutputFormat[] | null;
-}
-
-export interface NewTenantInput extends TenantLimitsInput {
-  name: string;
-}
-
-export interface TenantPatchInput extends TenantLimitsInput {
-  name?: string;
-  status?: "active" | "suspended";
-}
-
-export interface TenantListQuery {
-  search?: string;
-  status?: TenantStatus;
-  includeDeleted?: boolean;
-  after?: string;
-  limit?: number;
-}
-
-export interface NewKeyInput {
-  name?: string;
-  scopes?: TenantScope[];
-  expiresAt?: string | null;
-}
-
-export interface AuditListQuery {
-  tenant?: string;
-  actor?: string;
-  action?: string;
-  since?: string;
-  before?: string;
-  limit?: number;
-}
-
-export interface UsageQuery {
-  tenant?: string;
-  /** ISO 8601 date-times (or YYYY-MM-DD dates, UTC). */
-  from?: string;
-  to?: string;
-  granularity?: "hour" | "day";
-  by?: "outcome";
-}
-
-export interface CostQuery {
-  tenant?: string;
-  /** YYYY-MM; the current month when absent. */
-  month?: string;
-}
-
-/** A key as issued: the only answer that ever carries its secret. */
-export type IssuedKey = ApiKey & { secret: string };
-export type RotatedKey = IssuedKey & { previous: ApiKey };
-
-/** An RFC 9457 problem document as the admin API sends it. */
-export interface Problem {
-  type?: string;
-  title?: string;
-  status?: number;
-  detail?: string;
-  errors?: string[];
-}
+/** An RFC 9457 problem document as the CLI reads it: any member may be missing from a stranger's answer. */
+export type Problem = Partial<Pick<ProblemDocument, "type" | "title" | "status" | "detail" | "errors">>;
 
 /** Anything the CLI reports instead of a result; `exitCode` is what the process exits with. */
 export class AdminClientError extends Error {
@@ -149,19 +103,6 @@ export interface AdminClientOptions {
 }
 
 type Query = Record<string, string | number | boolean | undefined>;
-
-/** A node as discovery lists it (GET /admin/v1/nodes). */
-export type { DeadLetter };
-
-export interface FleetNode {
-  id: string;
-  roles: string[];
-  version: string;
-  url: string;
-  startedAt: number;
-  seenAt: number;
-  load: { inFlight: number; queueDepth: number; workersBusy: number; workers: number; rssBytes: number };
-}
 
 interface Call {
   method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
@@ -262,7 +203,7 @@ export class AdminClient {
     });
   }
 
-  createAdminKey(body: { name?: string; expiresAt?: string | null }): Promise<IssuedKey> {
+  createAdminKey(body: NewAdminKeyInput): Promise<IssuedKey> {
     return this.#call({ method: "POST", path: "/admin-keys", body });
   }
 
@@ -305,7 +246,7 @@ export class AdminClient {
   }
 
   /** Jobs given up for good, newest first. */
-  deadLetters(query: { limit?: number } = {}): Promise<{ items: DeadLetter[] }> {
+  deadLetters(query: QueryInput<typeof DeadLetterQuery> = {}): Promise<{ items: DeadLetter[] }> {
     return this.#call({ method: "GET", path: "/dead-letters", query: { ...query } });
   }
 
@@ -346,9 +287,7 @@ export class AdminClient {
     return this.#call({ method: "GET", path: "/report", text: "text/markdown" });
   }
 
-  listAlerts(
-    query: { state?: "firing" | "resolved"; before?: string; limit?: number } = {},
-  ): Promise<Page<Alert>> {
+  listAlerts(query: QueryInput<typeof AlertQuery> = {}): Promise<Page<Alert>> {
     return this.#call({ method: "GET", path: "/alerts", query: { ...query } });
   }
 
@@ -366,7 +305,7 @@ export class AdminClient {
     return this.#call({ method: "GET", path: "/notification-channels" });
   }
 
-  listEvents(query: { kind?: string; before?: string; limit?: number } = {}): Promise<Page<OpsEvent>> {
+  listEvents(query: QueryInput<typeof EventsQuery> = {}): Promise<Page<OpsEvent>> {
     return this.#call({ method: "GET", path: "/events", query: { ...query } });
   }
 
@@ -376,10 +315,7 @@ export class AdminClient {
   }
 
   /** One series' points (the fleet's without `node`) and its baseline band. */
-  metric(
-    series: string,
-    query: { node?: string; since?: string; until?: string } = {},
-  ): Promise<SeriesHistory> {
+  metric(series: string, query: z.input<typeof SeriesQuery> = {}): Promise<SeriesHistory> {
     return this.#call({ method: "GET", path: `/metrics/${seg(series)}`, query: { ...query } });
   }
 
@@ -432,7 +368,7 @@ export class AdminClient {
     const params = new URLSearchParams();
     for (const [k, v] of Object.entries(call.query ?? {})) if (v !== undefined) params.set(k, String(v));
     const qs = params.size > 0 ? `?${params}` : "";
-    return `${this.#base}${ADMIN_PATH}${call.path}${qs}`;
+    return `${this.#base}${ADMIN_PREFIX}${call.path}${qs}`;
   }
 
   /** Network and timeout failures as a message an operator can act on; answers pass through. */

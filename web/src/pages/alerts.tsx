@@ -1,5 +1,6 @@
 import { useState } from "preact/hooks";
-import type { Alert, ChannelView, DeliveryResult, OpsEvent, Page } from "../../../src/cli/admin/client.js";
+import type { Alert, ChannelView, DeliveryResult, OpsEvent } from "../../../src/contract/admin.js";
+import type { Page } from "../../../src/contract/common.js";
 import { del, get, post, query } from "../api.js";
 import { Badge, Empty, Loaded, PageHeader, ProblemBox, useConfirm } from "../components/ui.js";
 import { ago, dateTime } from "../format.js";

@@ -1,5 +1,6 @@
 import { useState } from "preact/hooks";
-import type { AuditEntry, FlagView, Page } from "../../../src/cli/admin/client.js";
+import type { AuditEntry, FlagView } from "../../../src/contract/admin.js";
+import type { Page } from "../../../src/contract/common.js";
 import { del, get, put } from "../api.js";
 import { Badge, Empty, Loaded, PageHeader, ProblemBox, useConfirm } from "../components/ui.js";
 import { ago, dateTime } from "../format.js";

@@ -1,4 +1,4 @@
-import type { DeadLetter, FleetNode, MetricsOverview, SeriesHistory } from "../../../src/cli/admin/client.js";
+import type { DeadLetter, FleetNode, MetricsOverview, SeriesHistory } from "../../../src/contract/admin.js";
 import { SERIES } from "../../../src/ops/series.js";
 import { get, query } from "../api.js";
 import { Badge, Empty, Loaded, PageHeader } from "../components/ui.js";

@@ -1,5 +1,5 @@
 import { useMemo } from "preact/hooks";
-import type { Alert, FleetNode, MetricsOverview, SeriesHistory } from "../../../src/cli/admin/client.js";
+import type { Alert, FleetNode, MetricsOverview, SeriesHistory } from "../../../src/contract/admin.js";
 import { get, query } from "../api.js";
 import { Chart } from "../components/chart.js";
 import { Loaded, PageHeader } from "../components/ui.js";

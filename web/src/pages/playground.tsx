@@ -1,5 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
-import type { IssuedKey, Page, Tenant } from "../../../src/cli/admin/client.js";
+import type { IssuedKey, Tenant } from "../../../src/contract/admin.js";
+import type { Page } from "../../../src/contract/common.js";
 import { ApiError, get, post, readProblem } from "../api.js";
 import { PageHeader, ProblemBox, SecretOnce } from "../components/ui.js";
 import { bytes } from "../format.js";

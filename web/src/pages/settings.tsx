@@ -1,18 +1,12 @@
-import type { Versions } from "../../../src/report/versions.js";
+import type { NodeConfig, Versions } from "../../../src/contract/admin.js";
 import { ADMIN, get, type SessionView } from "../api.js";
 import { Loaded, PageHeader } from "../components/ui.js";
 import { dateTime, duration } from "../format.js";
 import { useResource } from "../hooks.js";
 
-interface ConfigView {
-  node: { id: string; roles: string[]; fleet: boolean; startedAt: string };
-  versions: Versions;
-  config: unknown;
-}
-
 /** The answering node's effective config (secrets redacted), versions, this session, the support report. */
 export function SettingsPage({ session }: { session: SessionView }) {
-  const config = useResource("config", () => get<ConfigView>("/config"));
+  const config = useResource("config", () => get<NodeConfig>("/config"));
   return (
     <section>
       <PageHeader title="Settings">

@@ -1,6 +1,6 @@
 import { useState } from "preact/hooks";
-import type { ApiKey, IssuedKey, RotatedKey } from "../../../src/cli/admin/client.js";
-import { TENANT_SCOPES } from "../../../src/identity/model.js";
+import type { ApiKey, IssuedKey, RotatedKey } from "../../../src/contract/admin.js";
+import { TENANT_SCOPES } from "../../../src/contract/vocabulary.js";
 import { get, post, query } from "../api.js";
 import { Badge, Empty, Loaded, ProblemBox, SecretOnce, useConfirm } from "../components/ui.js";
 import { dateTime } from "../format.js";

@@ -1,5 +1,5 @@
 import { useMemo } from "preact/hooks";
-import type { CostEstimate, UsageReport } from "../../../src/cli/admin/client.js";
+import type { CostEstimate, UsageReport } from "../../../src/contract/usage.js";
 import { ADMIN, get, query } from "../api.js";
 import { Chart } from "../components/chart.js";
 import { Empty, Loaded } from "../components/ui.js";

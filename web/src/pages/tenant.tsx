@@ -1,6 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
-import type { Tenant } from "../../../src/cli/admin/client.js";
-import { OUTPUT_FORMATS } from "../../../src/image/formats.js";
+import type { Tenant } from "../../../src/contract/admin.js";
+import { OUTPUT_FORMATS } from "../../../src/contract/vocabulary.js";
 import { del, get, patch, post } from "../api.js";
 import { Badge, Loaded, PageHeader, ProblemBox, useConfirm } from "../components/ui.js";
 import { dateTime } from "../format.js";

@@ -1,5 +1,6 @@
 import { useEffect, useState } from "preact/hooks";
-import type { Page, Tenant } from "../../../src/cli/admin/client.js";
+import type { Tenant } from "../../../src/contract/admin.js";
+import type { Page } from "../../../src/contract/common.js";
 import { get, post, query } from "../api.js";
 import { Badge, Empty, Loaded, PageHeader, ProblemBox } from "../components/ui.js";
 import { dateTime } from "../format.js";
