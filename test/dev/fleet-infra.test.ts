@@ -437,7 +437,7 @@ describe.skipIf(missing !== undefined)("stopDevFleet", () => {
       ],
     });
     await expect(startDevFleet(dummyFleetOptions(stateDir))).rejects.toThrow(
-      /already running from .*api-1 pid \d+.*imgfleet dev fleet down --dir/,
+      /already running from .*api-1 pid \d+.*imgfleet\.js dev fleet down --dir/,
     );
     expect(isAlive(pid)).toBe(true);
   });

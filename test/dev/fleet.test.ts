@@ -32,7 +32,8 @@ describe.skipIf(!hasBinaries)("imgfleet dev fleet (full)", () => {
       });
 
       const up = await cli(["dev", "fleet", "up", "--dir", dir]);
-      const exports = /export IMGFLEET_URL=(\S+) IMGFLEET_ADMIN_KEY=(\S+)/.exec(up.stdout);
+      // The two export lines a user pastes, as printed.
+      const exports = /export IMGFLEET_URL=(\S+)\s+export IMGFLEET_ADMIN_KEY=(\S+)/.exec(up.stdout);
       expect(exports, `${up.stdout}\n${up.stderr}`).not.toBeNull();
       const [, url = "", adminKey = ""] = exports ?? [];
       expect(adminKey).toMatch(/^imf_/);
