@@ -11,6 +11,11 @@ const SCRAPE_CONCURRENCY = 4;
 /** A node's /metrics is ~30 KB; anything far larger is not ours and is refused rather than parsed. */
 const MAX_EXPOSITION_BYTES = 4 * 2 ** 20;
 const COMPACT_EVERY_MS = 3_600_000;
+/**
+ * Until a round has written points (at start the node may not be listening
+ * or registered yet), rounds run this often instead of every interval.
+ */
+const FIRST_SAMPLE_RETRY_MS = 1000;
 /** A node not answering for this long is forgotten (its last-scrape entry too). */
 const FORGET_AFTER_MS = 24 * 3_600_000;
 
@@ -50,6 +55,7 @@ export class Sampler {
   #running = false;
   #lastCompactAt = Number.NEGATIVE_INFINITY;
   #warnedCap = false;
+  #sampledOnce = false;
 
   constructor(private readonly options: SamplerOptions) {
     this.#clock = options.clock ?? Date.now;
@@ -95,6 +101,7 @@ export class Sampler {
     if (windows.length > 0) points.push(...pointsOf(FLEET_NODE, startedAt, fleetValues(windows)));
     this.#forget(new Set(nodes.map((n) => n.id)), startedAt);
     await this.options.history.write(points);
+    if (points.length > 0) this.#sampledOnce = true;
     if (startedAt - this.#lastCompactAt >= COMPACT_EVERY_MS) {
       this.#lastCompactAt = startedAt;
       const removed = await this.options.history.compact(startedAt);
@@ -117,7 +124,11 @@ export class Sampler {
         .finally(() => {
           this.#round = null;
           const elapsed = this.#clock() - began;
-          this.#schedule(Math.max(0, this.options.settings.sampleIntervalMs - elapsed));
+          const { sampleIntervalMs } = this.options.settings;
+          const next = this.#sampledOnce
+            ? sampleIntervalMs
+            : Math.min(sampleIntervalMs, FIRST_SAMPLE_RETRY_MS);
+          this.#schedule(Math.max(0, next - elapsed));
         });
     }, delayMs);
     this.#timer.unref();

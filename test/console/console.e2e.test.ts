@@ -193,9 +193,16 @@ describe.skipIf(!hasChromium)("the web console in Chromium", { timeout: 120_000 
       )
       .toBe("1");
     expect(await page.getByTestId("cost").textContent()).toMatch(/Cost estimate for \d{4}-\d{2}/);
+    // This month by day: the chart spans the whole UTC month, whatever day it is.
+    const now = new Date();
+    const monthStartS = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1) / 1000;
+    const nextMonthS = Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1) / 1000;
+    expect(await chartRange()).toEqual([monthStartS, nextMonthS]);
     await page.getByRole("button", { name: "Today by hour" }).click();
     await expect.poll(() => new URL(page.url()).searchParams.get("usage")).toBe("hour");
     await requests.waitFor();
+    const dayStartS = Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()) / 1000;
+    await expect.poll(chartRange).toEqual([dayStartS, dayStartS + 86_400]);
     expect(await page.getByRole("link", { name: "Export CSV" }).getAttribute("href")).toContain("format=csv");
     await shot("tenant");
   });
@@ -323,6 +330,9 @@ describe.skipIf(!hasChromium)("the web console in Chromium", { timeout: 120_000 
     await nav("Settings");
     await page.getByTestId("config").waitFor();
     expect(await page.getByTestId("config").textContent()).toContain('"idleTimeoutMs"');
+    expect(await page.getByTestId("database").textContent()).toMatch(
+      /^PGlite \d+\.\d+\.\d+ \(PostgreSQL \d+\.\d+ in WebAssembly\), embedded in \/\S+$/,
+    );
     expect(await page.getByRole("link", { name: "Download support report" }).getAttribute("href")).toBe(
       "/admin/v1/report",
     );
@@ -330,6 +340,32 @@ describe.skipIf(!hasChromium)("the web console in Chromium", { timeout: 120_000 
     await nav("Tenants");
     await page.getByRole("link", { name: state.tenantName }).waitFor();
     await shot("tenants");
+  });
+
+  it("draws every overview chart over exactly the selected range, the same span on every card", async () => {
+    for (const [range, spanS] of [
+      ["1h", 3600],
+      ["24h", 86_400],
+      ["7d", 7 * 86_400],
+    ] as const) {
+      await go(range === "1h" ? "/" : `/?range=${range}`);
+      const charts = page.locator(".chart[data-x-max]");
+      await expect.poll(() => charts.count(), { timeout: 10_000 }).toBe(6);
+      const spans = await Promise.all(
+        (await charts.all()).map(async (c) => [
+          Number(await c.getAttribute("data-x-min")),
+          Number(await c.getAttribute("data-x-max")),
+        ]),
+      );
+      const nowS = Date.now() / 1000;
+      for (const [min = 0, max = 0] of spans) {
+        expect(max - min, range).toBeCloseTo(spanS, 3);
+        // Ends now (the page loaded within the last minute), however little of the range has samples.
+        expect(Math.abs(nowS - max), range).toBeLessThan(60);
+      }
+      expect(new Set(spans.map((s) => s.join())).size, `${range}: cards cover different spans`).toBe(1);
+      await shot(`overview-${range}`);
+    }
   });
 
   it("works on a 390 px screen without sideways scrolling", async () => {
@@ -424,6 +460,14 @@ describe.skipIf(!hasChromium)("the web console in Chromium", { timeout: 120_000 
     expect(pageErrors).toEqual([]);
   });
 });
+
+/** The x range the page's one chart draws (epoch seconds), from the chart's data-x-min and data-x-max. */
+async function chartRange(): Promise<[number, number]> {
+  const chart = page.locator(".chart[data-x-max]");
+  await chart.waitFor();
+  const [min, max] = await Promise.all([chart.getAttribute("data-x-min"), chart.getAttribute("data-x-max")]);
+  return [Number(min), Number(max)];
+}
 
 async function resizeInPlayground(secret: string): Promise<void> {
   await page.locator("#pg-key").fill(secret);

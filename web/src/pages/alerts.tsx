@@ -2,11 +2,11 @@ import { useState } from "preact/hooks";
 import type { Alert, ChannelView, DeliveryResult, OpsEvent } from "../../../src/contract/admin.js";
 import type { Page } from "../../../src/contract/common.js";
 import { del, get, post, query } from "../api.js";
+import { REFRESH_MS } from "../components/series-card.js";
 import { Badge, Empty, Loaded, PageHeader, ProblemBox, useConfirm } from "../components/ui.js";
 import { ago, dateTime } from "../format.js";
 import { useAction, useResource } from "../hooks.js";
 import { href, type Route } from "../router.js";
-import { REFRESH_MS } from "./overview.js";
 
 const TABS = [
   { id: "firing", label: "Open" },

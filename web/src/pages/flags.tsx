@@ -2,6 +2,7 @@ import { useState } from "preact/hooks";
 import type { AuditEntry, FlagView } from "../../../src/contract/admin.js";
 import type { Page } from "../../../src/contract/common.js";
 import { del, get, put } from "../api.js";
+import { type Column, DataTable } from "../components/data-table.js";
 import { Badge, Empty, Loaded, PageHeader, ProblemBox, useConfirm } from "../components/ui.js";
 import { ago, dateTime } from "../format.js";
 import { useAction, useResource } from "../hooks.js";
@@ -36,33 +37,7 @@ export function FlagsPage() {
             items.length === 0 ? (
               <Empty>No flag has been changed yet.</Empty>
             ) : (
-              <div class="table-wrap">
-                <table data-testid="flag-history">
-                  <thead>
-                    <tr>
-                      <th>When</th>
-                      <th>Who</th>
-                      <th>Flag</th>
-                      <th>Change</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {items.map((e) => (
-                      <tr key={e.id}>
-                        <td title={dateTime(e.at)}>{ago(e.at)}</td>
-                        <td>
-                          <code>{e.actor}</code>
-                        </td>
-                        <td>{e.target}</td>
-                        <td>
-                          {e.action}
-                          {e.tenantId ? ` for ${e.tenantId}` : ""} {describe(e.details)}
-                        </td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
+              <DataTable rows={items} columns={HISTORY_COLUMNS} rowKey={(e) => e.id} testId="flag-history" />
             )
           }
         </Loaded>
@@ -70,6 +45,16 @@ export function FlagsPage() {
     </section>
   );
 }
+
+const HISTORY_COLUMNS: Column<AuditEntry>[] = [
+  { header: "When", cell: (e) => <span title={dateTime(e.at)}>{ago(e.at)}</span> },
+  { header: "Who", cell: (e) => <code>{e.actor}</code> },
+  { header: "Flag", cell: (e) => e.target },
+  {
+    header: "Change",
+    cell: (e) => `${e.action}${e.tenantId ? ` for ${e.tenantId}` : ""} ${describe(e.details)}`,
+  },
+];
 
 function describe(details: Record<string, unknown>): string {
   const parts = Object.entries(details).map(
@@ -79,36 +64,6 @@ function describe(details: Record<string, unknown>): string {
 }
 
 function FlagCard({ flag, onChanged }: { flag: FlagView; onChanged: () => Promise<void> }) {
-  const [percentage, setPercentage] = useState(String(flag.percentage));
-  const [tenant, setTenant] = useState("");
-  const [dialog, confirm] = useConfirm();
-  const path = `/flags/${encodeURIComponent(flag.name)}`;
-  const save = useAction(async (settings: { default?: boolean; percentage?: number }) => {
-    await put(path, settings);
-    await onChanged();
-  });
-  const override = useAction(async (tenantId: string, enabled: boolean | null) => {
-    if (enabled === null) await del(`${path}/tenants/${encodeURIComponent(tenantId)}`);
-    else await put(`${path}/tenants/${encodeURIComponent(tenantId)}`, { enabled });
-    setTenant("");
-    await onChanged();
-  });
-  const reset = useAction(async () => {
-    const ok = await confirm({
-      title: `Reset ${flag.name}?`,
-      body: (
-        <p>
-          Its default, percentage and every tenant override are removed: everyone gets the built-in default.
-        </p>
-      ),
-      action: "Reset flag",
-    });
-    if (!ok) return;
-    await del(path);
-    await onChanged();
-  });
-  const overrides = Object.entries(flag.tenants);
-  const error = save.error ?? override.error ?? reset.error;
   return (
     <article class="card flag" data-flag={flag.name}>
       <header class="section-head">
@@ -123,6 +78,39 @@ function FlagCard({ flag, onChanged }: { flag: FlagView; onChanged: () => Promis
           ? `Changed ${dateTime(flag.updatedAt)} by ${flag.updatedBy}`
           : "Built-in settings, never changed"}
       </p>
+      <RolloutForm flag={flag} onChanged={onChanged} />
+      <h3>Tenant overrides</h3>
+      <TenantOverrides flag={flag} onChanged={onChanged} />
+    </article>
+  );
+}
+
+const flagPath = (flag: FlagView) => `/flags/${encodeURIComponent(flag.name)}`;
+
+/** The default, the rollout percentage, and the reset to built-in settings (confirmed first). */
+function RolloutForm({ flag, onChanged }: { flag: FlagView; onChanged: () => Promise<void> }) {
+  const [percentage, setPercentage] = useState(String(flag.percentage));
+  const [dialog, confirm] = useConfirm();
+  const save = useAction(async (settings: { default?: boolean; percentage?: number }) => {
+    await put(flagPath(flag), settings);
+    await onChanged();
+  });
+  const reset = useAction(async () => {
+    const ok = await confirm({
+      title: `Reset ${flag.name}?`,
+      body: (
+        <p>
+          Its default, percentage and every tenant override are removed: everyone gets the built-in default.
+        </p>
+      ),
+      action: "Reset flag",
+    });
+    if (!ok) return;
+    await del(flagPath(flag));
+    await onChanged();
+  });
+  return (
+    <>
       <div class="inline-form">
         <button type="button" onClick={() => save.run({ default: !flag.default })} disabled={save.busy}>
           Turn default {flag.default ? "off" : "on"}
@@ -149,7 +137,26 @@ function FlagCard({ flag, onChanged }: { flag: FlagView; onChanged: () => Promis
           </button>
         ) : null}
       </div>
-      <h3>Tenant overrides</h3>
+      <ProblemBox error={save.error ?? reset.error} />
+      {dialog}
+    </>
+  );
+}
+
+/** Per-tenant overrides: the list with a remove button each, and a form to add one. */
+function TenantOverrides({ flag, onChanged }: { flag: FlagView; onChanged: () => Promise<void> }) {
+  const [tenant, setTenant] = useState("");
+  const override = useAction(async (tenantId: string, enabled: boolean | null) => {
+    const path = `${flagPath(flag)}/tenants/${encodeURIComponent(tenantId)}`;
+    if (enabled === null) await del(path);
+    else await put(path, { enabled });
+    setTenant("");
+    await onChanged();
+  });
+  const overrides = Object.entries(flag.tenants);
+  const chosen = tenant.trim();
+  return (
+    <>
       {overrides.length === 0 ? (
         <p class="muted">None: every tenant follows the percentage and the default.</p>
       ) : (
@@ -168,7 +175,7 @@ function FlagCard({ flag, onChanged }: { flag: FlagView; onChanged: () => Promis
         class="inline-form"
         onSubmit={(e) => {
           e.preventDefault();
-          void override.run(tenant.trim(), true);
+          void override.run(chosen, true);
         }}
       >
         <div class="field">
@@ -180,19 +187,14 @@ function FlagCard({ flag, onChanged }: { flag: FlagView; onChanged: () => Promis
             onInput={(e) => setTenant((e.target as HTMLInputElement).value)}
           />
         </div>
-        <button type="submit" disabled={override.busy || !tenant.trim()}>
+        <button type="submit" disabled={override.busy || !chosen}>
           Turn on for this tenant
         </button>
-        <button
-          type="button"
-          disabled={override.busy || !tenant.trim()}
-          onClick={() => override.run(tenant.trim(), false)}
-        >
+        <button type="button" disabled={override.busy || !chosen} onClick={() => override.run(chosen, false)}>
           Turn off for this tenant
         </button>
       </form>
-      <ProblemBox error={error} />
-      {dialog}
-    </article>
+      <ProblemBox error={override.error} />
+    </>
   );
 }

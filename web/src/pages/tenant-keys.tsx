@@ -2,9 +2,15 @@ import { useState } from "preact/hooks";
 import type { ApiKey, IssuedKey, RotatedKey } from "../../../src/contract/admin.js";
 import { TENANT_SCOPES } from "../../../src/contract/vocabulary.js";
 import { get, post, query } from "../api.js";
+import { type Column, DataTable } from "../components/data-table.js";
 import { Badge, Empty, Loaded, ProblemBox, SecretOnce, useConfirm } from "../components/ui.js";
 import { dateTime } from "../format.js";
 import { useAction, useResource } from "../hooks.js";
+
+interface KeyActions {
+  revoke: (key: ApiKey) => void;
+  rotate: (key: ApiKey) => void;
+}
 
 /** A tenant's API keys: create (the secret shown once), revoke, rotate. */
 export function TenantKeys({ tenantId }: { tenantId: string }) {
@@ -15,39 +21,8 @@ export function TenantKeys({ tenantId }: { tenantId: string }) {
     ),
   );
   const [secret, setSecret] = useState<{ secret: string; what: string } | null>(null);
-  const [dialog, confirm] = useConfirm();
-
-  const revoke = useAction(async (key: ApiKey) => {
-    const ok = await confirm({
-      title: `Revoke key ${key.name || key.id}?`,
-      body: (
-        <p>
-          Requests with this key are refused (401) on every node within about a second. This cannot be undone.
-        </p>
-      ),
-      action: "Revoke key",
-    });
-    if (!ok) return;
-    await post(`/tenants/${tenantId}/keys/${key.id}/revoke`);
-    await keys.reload();
-  });
-  const rotate = useAction(async (key: ApiKey) => {
-    const ok = await confirm({
-      title: `Rotate key ${key.name || key.id}?`,
-      body: (
-        <p>
-          A new key is issued now. The old one keeps working for the grace period (24 hours by default), then
-          stops: give the new key to the customer before then.
-        </p>
-      ),
-      action: "Rotate key",
-    });
-    if (!ok) return;
-    const rotated = await post<RotatedKey>(`/tenants/${tenantId}/keys/${key.id}/rotate`);
-    setSecret({ secret: rotated.secret, what: `New key ${rotated.id} (replaces ${key.id})` });
-    await keys.reload();
-  });
-
+  const actions = useKeyActions(tenantId, () => keys.reload(), setSecret);
+  const columns = keyColumns({ revoke: actions.revoke.run, rotate: actions.rotate.run });
   return (
     <section class="card" aria-labelledby="keys-title">
       <h2 id="keys-title">API keys</h2>
@@ -65,78 +40,113 @@ export function TenantKeys({ tenantId }: { tenantId: string }) {
         <input type="checkbox" checked={showRevoked} onChange={() => setShowRevoked(!showRevoked)} />
         Show revoked keys
       </label>
-      <ProblemBox error={revoke.error ?? rotate.error} />
+      <ProblemBox error={actions.revoke.error ?? actions.rotate.error} />
       <Loaded resource={keys} what="Loading keys">
         {({ items }) =>
           items.length === 0 ? (
             <Empty>No keys yet: create one to let this tenant resize.</Empty>
           ) : (
-            <div class="table-wrap">
-              <table>
-                <thead>
-                  <tr>
-                    <th>Key</th>
-                    <th>Scopes</th>
-                    <th>Created</th>
-                    <th>Expires</th>
-                    <th>State</th>
-                    <th>
-                      <span class="sr-only">Actions</span>
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {items.map((k) => (
-                    <KeyRow key={k.id} k={k} onRevoke={() => revoke.run(k)} onRotate={() => rotate.run(k)} />
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <DataTable
+              rows={items}
+              columns={columns}
+              rowKey={(k) => k.id}
+              rowProps={(k) => ({ "data-key": k.id })}
+            />
           )
         }
       </Loaded>
-      {dialog}
+      {actions.dialog}
     </section>
   );
 }
 
-function KeyRow({ k, onRevoke, onRotate }: { k: ApiKey; onRevoke: () => void; onRotate: () => void }) {
-  const live = k.revokedAt === null || Date.parse(k.revokedAt) > Date.now();
-  return (
-    <tr data-key={k.id}>
-      <td>
-        <code>{k.id}</code>
-        {k.name ? <div class="small">{k.name}</div> : null}
-      </td>
-      <td>{k.scopes.join(", ")}</td>
-      <td>
-        {dateTime(k.createdAt)}
-        <div class="muted small">by {k.createdBy}</div>
-      </td>
-      <td>{k.expiresAt ? dateTime(k.expiresAt) : "never"}</td>
-      <td>
-        {k.revokedAt && !live ? (
-          <Badge tone="grey">revoked {dateTime(k.revokedAt)}</Badge>
-        ) : k.replacedBy ? (
-          <Badge tone="amber">rotated; ends {dateTime(k.revokedAt)}</Badge>
-        ) : (
-          <Badge tone="green">active</Badge>
-        )}
-      </td>
-      <td class="actions-cell">
-        {live && !k.replacedBy ? (
+/** Revoke and rotate, each after a confirmation that says what happens to requests with the key. */
+function useKeyActions(
+  tenantId: string,
+  reload: () => Promise<void>,
+  showSecret: (s: { secret: string; what: string }) => void,
+) {
+  const [dialog, confirm] = useConfirm();
+  const revoke = useAction(async (key: ApiKey) => {
+    const ok = await confirm({
+      title: `Revoke key ${key.name || key.id}?`,
+      body: (
+        <p>
+          Requests with this key are refused (401) on every node within about a second. This cannot be undone.
+        </p>
+      ),
+      action: "Revoke key",
+    });
+    if (!ok) return;
+    await post(`/tenants/${tenantId}/keys/${key.id}/revoke`);
+    await reload();
+  });
+  const rotate = useAction(async (key: ApiKey) => {
+    const ok = await confirm({
+      title: `Rotate key ${key.name || key.id}?`,
+      body: (
+        <p>
+          A new key is issued now. The old one keeps working for the grace period (24 hours by default), then
+          stops: give the new key to the customer before then.
+        </p>
+      ),
+      action: "Rotate key",
+    });
+    if (!ok) return;
+    const rotated = await post<RotatedKey>(`/tenants/${tenantId}/keys/${key.id}/rotate`);
+    showSecret({ secret: rotated.secret, what: `New key ${rotated.id} (replaces ${key.id})` });
+    await reload();
+  });
+  return { revoke, rotate, dialog };
+}
+
+const isLive = (k: ApiKey) => k.revokedAt === null || Date.parse(k.revokedAt) > Date.now();
+
+function keyColumns(actions: KeyActions): Column<ApiKey>[] {
+  return [
+    {
+      header: "Key",
+      cell: (k) => (
+        <>
+          <code>{k.id}</code>
+          {k.name ? <div class="small">{k.name}</div> : null}
+        </>
+      ),
+    },
+    { header: "Scopes", cell: (k) => k.scopes.join(", ") },
+    {
+      header: "Created",
+      cell: (k) => (
+        <>
+          {dateTime(k.createdAt)}
+          <div class="muted small">by {k.createdBy}</div>
+        </>
+      ),
+    },
+    { header: "Expires", cell: (k) => (k.expiresAt ? dateTime(k.expiresAt) : "never") },
+    { header: "State", cell: (k) => <KeyState k={k} /> },
+    {
+      header: <span class="sr-only">Actions</span>,
+      class: "actions-cell",
+      cell: (k) =>
+        isLive(k) && !k.replacedBy ? (
           <>
-            <button type="button" onClick={onRotate}>
+            <button type="button" onClick={() => actions.rotate(k)}>
               Rotate
             </button>
-            <button type="button" class="danger" onClick={onRevoke}>
+            <button type="button" class="danger" onClick={() => actions.revoke(k)}>
               Revoke
             </button>
           </>
-        ) : null}
-      </td>
-    </tr>
-  );
+        ) : null,
+    },
+  ];
+}
+
+function KeyState({ k }: { k: ApiKey }) {
+  if (k.revokedAt && !isLive(k)) return <Badge tone="grey">revoked {dateTime(k.revokedAt)}</Badge>;
+  if (k.replacedBy) return <Badge tone="amber">rotated; ends {dateTime(k.revokedAt)}</Badge>;
+  return <Badge tone="green">active</Badge>;
 }
 
 function NewKeyForm({ tenantId, onCreated }: { tenantId: string; onCreated: (k: IssuedKey) => void }) {

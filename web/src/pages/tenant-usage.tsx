@@ -2,10 +2,12 @@ import { useMemo } from "preact/hooks";
 import type { CostEstimate, UsageReport } from "../../../src/contract/usage.js";
 import { ADMIN, get, query } from "../api.js";
 import { Chart } from "../components/chart.js";
+import { type Column, DataTable } from "../components/data-table.js";
 import { Empty, Loaded } from "../components/ui.js";
 import { bytes, count, money } from "../format.js";
 import { useResource } from "../hooks.js";
 import { type Route, setParams } from "../router.js";
+import { calendarRange, periodAxis, periodMiddle } from "../series-data.js";
 
 type Granularity = "day" | "hour";
 
@@ -98,32 +100,38 @@ function UsageSummary({ report }: { report: UsageReport }) {
 }
 
 function UsageChart({ report }: { report: UsageReport }) {
-  const lines = useMemo(
-    () => [
-      {
-        label: "requests",
-        x: report.rows.map((r) => Date.parse(r.period) / 1000),
-        y: report.rows.map((r) => r.requests),
-      },
-    ],
-    [report],
-  );
-  const range = useMemo((): [number, number] => {
-    // Half a period of room each side, so the first and last bars are whole.
-    const half = report.granularity === "day" ? 43_200 : 1800;
-    return [Date.parse(report.from) / 1000 - half, Date.parse(report.to) / 1000 + half];
+  const chart = useMemo(() => {
+    const range = calendarRange(report.from, report.granularity);
+    const axis = periodAxis(range, report.granularity);
+    const x = report.rows.map((r) => periodMiddle(r.period, axis.periodS));
+    return { range, axis, lines: [{ label: "requests", x, y: report.rows.map((r) => r.requests) }] };
   }, [report]);
   if (report.rows.length === 0) return <Empty>No usage recorded in this period yet.</Empty>;
   return (
     <Chart
-      lines={lines}
+      lines={chart.lines}
       unit="req"
-      xRange={range}
-      bars
+      xRange={chart.range}
+      periods={chart.axis}
       height={180}
       label={`Requests per ${report.granularity}: ${report.rows.length} periods with usage`}
     />
   );
+}
+
+type CostLine = CostEstimate["lines"][number];
+
+function costColumns(currency: string): Column<CostLine>[] {
+  return [
+    { header: "Item", cell: (l) => l.item },
+    {
+      header: "Quantity",
+      cell: (l) => `${count(Math.round(l.quantity * 10_000) / 10_000)} × ${l.unit}`,
+      num: true,
+    },
+    { header: "Unit price", cell: (l) => money(l.unitPrice, currency), num: true },
+    { header: "Amount", cell: (l) => money(l.amount, currency), num: true },
+  ];
 }
 
 function Cost({ cost }: { cost: CostEstimate }) {
@@ -134,30 +142,7 @@ function Cost({ cost }: { cost: CostEstimate }) {
         {cost.partial ? " (so far this month)" : ""}:{" "}
         <span class="total">{money(cost.total, cost.currency)}</span>
       </h3>
-      <div class="table-wrap">
-        <table>
-          <thead>
-            <tr>
-              <th>Item</th>
-              <th class="num">Quantity</th>
-              <th class="num">Unit price</th>
-              <th class="num">Amount</th>
-            </tr>
-          </thead>
-          <tbody>
-            {cost.lines.map((l) => (
-              <tr key={l.item}>
-                <td>{l.item}</td>
-                <td class="num">
-                  {count(Math.round(l.quantity * 10_000) / 10_000)} × {l.unit}
-                </td>
-                <td class="num">{money(l.unitPrice, cost.currency)}</td>
-                <td class="num">{money(l.amount, cost.currency)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <DataTable rows={cost.lines} columns={costColumns(cost.currency)} rowKey={(l) => l.item} />
     </div>
   );
 }

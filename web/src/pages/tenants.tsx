@@ -2,6 +2,7 @@ import { useEffect, useState } from "preact/hooks";
 import type { Tenant } from "../../../src/contract/admin.js";
 import type { Page } from "../../../src/contract/common.js";
 import { get, post, query } from "../api.js";
+import { type Column, DataTable } from "../components/data-table.js";
 import { Badge, Empty, Loaded, PageHeader, ProblemBox } from "../components/ui.js";
 import { dateTime } from "../format.js";
 import { useAction, useResource } from "../hooks.js";
@@ -41,27 +42,7 @@ export function TenantsPage({ route }: { route: Route }) {
     <section>
       <PageHeader title="Tenants" />
       <NewTenantForm />
-      <search class="toolbar">
-        <label for="tenant-search">Search</label>
-        <input
-          id="tenant-search"
-          type="search"
-          placeholder="name or id"
-          value={typed}
-          onInput={(e) => setTyped((e.target as HTMLInputElement).value)}
-        />
-        <label for="tenant-status">Status</label>
-        <select
-          id="tenant-status"
-          value={status}
-          onChange={(e) => setParams({ status: (e.target as HTMLSelectElement).value })}
-        >
-          <option value="">active and suspended</option>
-          <option value="active">active</option>
-          <option value="suspended">suspended</option>
-          <option value="deleted">deleted</option>
-        </select>
-      </search>
+      <TenantSearch typed={typed} status={status} onType={setTyped} />
       <Loaded resource={list} what="Loading tenants">
         {(items) =>
           items.length === 0 ? (
@@ -69,40 +50,7 @@ export function TenantsPage({ route }: { route: Route }) {
               {search ? `No tenant matches “${search}”.` : "No tenants yet: create the first one above."}
             </Empty>
           ) : (
-            <div class="table-wrap">
-              <table>
-                <thead>
-                  <tr>
-                    <th>Name</th>
-                    <th>Id</th>
-                    <th>Status</th>
-                    <th class="num">Rate/s</th>
-                    <th class="num">Burst</th>
-                    <th class="num">In flight</th>
-                    <th>Created</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {[...items, ...extra].map((t) => (
-                    <tr key={t.id}>
-                      <td>
-                        <a href={href(`/tenants/${t.id}`)}>{t.name}</a>
-                      </td>
-                      <td>
-                        <code>{t.id}</code>
-                      </td>
-                      <td>
-                        <Badge tone={STATUS_TONE[t.status]}>{t.status}</Badge>
-                      </td>
-                      <td class="num">{t.ratePerSecond}</td>
-                      <td class="num">{t.burst}</td>
-                      <td class="num">{t.maxInFlight}</td>
-                      <td>{dateTime(t.createdAt)}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <DataTable rows={[...items, ...extra]} columns={TENANT_COLUMNS} rowKey={(t) => t.id} />
           )
         }
       </Loaded>
@@ -115,6 +63,50 @@ export function TenantsPage({ route }: { route: Route }) {
     </section>
   );
 }
+
+function TenantSearch({
+  typed,
+  status,
+  onType,
+}: {
+  typed: string;
+  status: string;
+  onType: (s: string) => void;
+}) {
+  return (
+    <search class="toolbar">
+      <label for="tenant-search">Search</label>
+      <input
+        id="tenant-search"
+        type="search"
+        placeholder="name or id"
+        value={typed}
+        onInput={(e) => onType((e.target as HTMLInputElement).value)}
+      />
+      <label for="tenant-status">Status</label>
+      <select
+        id="tenant-status"
+        value={status}
+        onChange={(e) => setParams({ status: (e.target as HTMLSelectElement).value })}
+      >
+        <option value="">active and suspended</option>
+        <option value="active">active</option>
+        <option value="suspended">suspended</option>
+        <option value="deleted">deleted</option>
+      </select>
+    </search>
+  );
+}
+
+const TENANT_COLUMNS: Column<Tenant>[] = [
+  { header: "Name", cell: (t) => <a href={href(`/tenants/${t.id}`)}>{t.name}</a> },
+  { header: "Id", cell: (t) => <code>{t.id}</code> },
+  { header: "Status", cell: (t) => <Badge tone={STATUS_TONE[t.status]}>{t.status}</Badge> },
+  { header: "Rate/s", cell: (t) => t.ratePerSecond, num: true },
+  { header: "Burst", cell: (t) => t.burst, num: true },
+  { header: "In flight", cell: (t) => t.maxInFlight, num: true },
+  { header: "Created", cell: (t) => dateTime(t.createdAt) },
+];
 
 function NewTenantForm() {
   const [name, setName] = useState("");
