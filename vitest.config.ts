@@ -11,6 +11,9 @@ export default defineConfig({
     pool: "forks",
     maxWorkers: 2,
     testTimeout: 60_000,
+    // expect.poll's own default (1 s) is no bound for a loaded 2-core CI machine; a poll that
+    // names its timeout keeps it.
+    expect: { poll: { timeout: 15_000 } },
     hookTimeout: 60_000,
     // Leak tests force a full collection before measuring.
     execArgv: ["--expose-gc"],

@@ -1,5 +1,6 @@
 import { once } from "node:events";
 import { describe, expect, it, vi } from "vitest";
+import { CI_POLL } from "../helpers/ci.js";
 import { startCliServer } from "../helpers/cli-server.js";
 import { noiseImage, solidImage } from "../helpers/images.js";
 import { poolOf, readMetric, startNode } from "../helpers/node.js";
@@ -12,7 +13,7 @@ describe("overload", () => {
     await once(poolOf(node), "job-start");
     // One job waits inside the worker behind the busy one; two more fill the queue.
     const queued = [40, 41, 42].map((w) => post(`/v1/resize?w=${w}`, small));
-    await vi.waitFor(() => expect(node.adapters.queue.stats().depth).toBe(2));
+    await vi.waitFor(() => expect(node.adapters.queue.stats().depth).toBe(2), CI_POLL);
 
     const rejected = await Promise.all([1, 2, 3].map(() => post("/v1/resize?w=42", small)));
     for (const res of rejected) {
@@ -49,7 +50,7 @@ describe("overload", () => {
     expect(node.adapters.staging.bytes).toBeGreaterThan(0);
     leaving.abort();
     expect(await request).toBe("aborted");
-    await vi.waitFor(() => expect(node.adapters.staging.bytes).toBe(0));
+    await vi.waitFor(() => expect(node.adapters.staging.bytes).toBe(0), CI_POLL);
     await vi.waitFor(async () => expect(await readMetric(url, "imgfleet_late_results_total")).toBe(1), {
       timeout: 15_000,
     });

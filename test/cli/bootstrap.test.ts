@@ -8,6 +8,7 @@ import { promisify } from "node:util";
 import sharp from "sharp";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
 import { firstSteps } from "../../src/cli/bootstrap-banner.js";
+import { CI_POLL } from "../helpers/ci.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 const run = promisify(execFile);
@@ -141,7 +142,7 @@ describe("imgfleet start on a fresh data directory", () => {
     await vi.waitFor(() => expect(first.stdout()).toContain("first start: created the bootstrap admin key"), {
       timeout: 10_000,
     });
-    await vi.waitFor(() => expect(first.stderr()).toContain("================\n"));
+    await vi.waitFor(() => expect(first.stderr()).toContain("================\n"), CI_POLL);
 
     // The banner: on stderr, once, naming this node's URL and a working admin key.
     const banner = first.stderr();

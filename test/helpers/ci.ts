@@ -9,3 +9,10 @@ export function isCI(env: Readonly<Record<string, string | undefined>> = process
   const value = env.CI?.trim().toLowerCase() ?? "";
   return value !== "" && value !== "false" && value !== "0";
 }
+
+/**
+ * Options for a vi.waitFor that names no timeout of its own: its default
+ * (1 s) is no bound for a loaded 2-core CI machine. (expect.poll's default
+ * is raised in vitest.config.ts.)
+ */
+export const CI_POLL = { timeout: 15_000 } as const;

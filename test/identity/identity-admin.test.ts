@@ -11,6 +11,7 @@ import type { Actor } from "../../src/identity/model.js";
 import { OutboxPublisher } from "../../src/identity/outbox-publisher.js";
 import { MemoryKeyValue } from "../../src/kv/memory-kv.js";
 import { createMetrics } from "../../src/metrics/metrics.js";
+import { CI_POLL } from "../helpers/ci.js";
 import { describeDatabases } from "../helpers/postgres.js";
 
 const actor: Actor = { id: "key_admin", ip: "10.0.0.7", requestId: "req-1" };
@@ -184,20 +185,20 @@ describeDatabases("identity repositories", (open) => {
     expect(cache.key("key_stale")).toBeUndefined();
 
     const { key } = await live.createKey(actor, t.id, { name: "", scopes: ["resize"], expiresAt: null });
-    await vi.waitFor(() => expect(cache.key(key.id)?.scopes).toEqual(["resize"]));
+    await vi.waitFor(() => expect(cache.key(key.id)?.scopes).toEqual(["resize"]), CI_POLL);
     await live.revokeKey(actor, t.id, key.id);
-    await vi.waitFor(() => expect(cache.key(key.id)?.revokedAt).not.toBeNull());
+    await vi.waitFor(() => expect(cache.key(key.id)?.revokedAt).not.toBeNull(), CI_POLL);
     await live.updateTenant(actor, t.id, { status: "suspended" });
-    await vi.waitFor(() => expect(cache.tenant(t.id)?.status).toBe("suspended"));
+    await vi.waitFor(() => expect(cache.tenant(t.id)?.status).toBe("suspended"), CI_POLL);
     await live.deleteTenant(actor, t.id);
-    await vi.waitFor(() => expect(cache.tenant(t.id)).toBeUndefined());
+    await vi.waitFor(() => expect(cache.tenant(t.id)).toBeUndefined(), CI_POLL);
     expect(cache.stats().propagationMs.samples).toBeGreaterThan(0);
-    await vi.waitFor(async () => expect(await count(db, "identity_outbox")).toBe(0));
+    await vi.waitFor(async () => expect(await count(db, "identity_outbox")).toBe(0), CI_POLL);
 
     // A change committed by another process (no poke) is picked up by polling.
     const other = new IdentityAdmin({ db, defaults, onCommit: async () => {} });
     const b = await other.createTenant(actor, { name: "B" });
-    await vi.waitFor(() => expect(cache.tenant(b.id)).toBeDefined());
+    await vi.waitFor(() => expect(cache.tenant(b.id)).toBeDefined(), CI_POLL);
     cache.stop();
     await publisher.stop();
     await kv.close();

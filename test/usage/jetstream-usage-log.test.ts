@@ -10,6 +10,7 @@ import {
   UsageBatchTooLargeError,
 } from "../../src/usage/jetstream-usage-log.js";
 import type { UsageBatch } from "../../src/usage/model.js";
+import { CI_POLL } from "../helpers/ci.js";
 import { hasNats, natsForSuite, natsForTest } from "../helpers/nats.js";
 import { batchOf, describeUsageLog } from "./usage-log.contract.js";
 
@@ -74,7 +75,7 @@ describe.skipIf(!hasNats)("JetStream usage log on one server", () => {
       got.push(b);
     });
     onTestFinished(() => consumer.stop());
-    await vi.waitFor(() => expect(got).toHaveLength(1));
+    await vi.waitFor(() => expect(got).toHaveLength(1), CI_POLL);
     expect(got[0]).toEqual(big);
   });
 

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { groupRecords, type MeterRecord, type UsageBatch } from "../../src/usage/model.js";
 import { type UsageConsumer, type UsageLog, UsageLogFullError } from "../../src/usage/usage-log.js";
+import { CI_POLL } from "../helpers/ci.js";
 
 export interface UsageLogHarness {
   /** A fresh, empty log holding at most `capacity` batches. */
@@ -71,7 +72,7 @@ export function describeUsageLog(name: string, harness: UsageLogHarness): void {
       const got: UsageBatch[] = [];
       collect(got);
       await log.publish(sent[1] as UsageBatch);
-      await vi.waitFor(() => expect(got).toHaveLength(2));
+      await vi.waitFor(() => expect(got).toHaveLength(2), CI_POLL);
       expect(got).toEqual(sent);
     });
 
@@ -83,7 +84,7 @@ export function describeUsageLog(name: string, harness: UsageLogHarness): void {
       await log.publish(marker);
       const got: UsageBatch[] = [];
       collect(got);
-      await vi.waitFor(() => expect(got.map((b) => b.id)).toContain(marker.id));
+      await vi.waitFor(() => expect(got.map((b) => b.id)).toContain(marker.id), CI_POLL);
       expect(got.map((b) => b.id)).toEqual([batch.id, marker.id]);
     });
 
@@ -107,14 +108,14 @@ export function describeUsageLog(name: string, harness: UsageLogHarness): void {
       await expect(log.publish(batchOf(1))).rejects.toBeInstanceOf(UsageLogFullError);
       const got: UsageBatch[] = [];
       collect(got);
-      await vi.waitFor(() => expect(got).toHaveLength(5));
+      await vi.waitFor(() => expect(got).toHaveLength(5), CI_POLL);
       const again = batchOf(1);
       if (harness.freesRoomAfterAck) {
-        await vi.waitFor(() => log.publish(again));
+        await vi.waitFor(() => log.publish(again), CI_POLL);
       } else {
         await log.publish(again);
       }
-      await vi.waitFor(() => expect(got).toHaveLength(6));
+      await vi.waitFor(() => expect(got).toHaveLength(6), CI_POLL);
       expect(got.at(-1)?.id).toBe(again.id);
     });
 
