@@ -186,7 +186,7 @@ describe.runIf(hasNats)("JetStreamJobQueue", () => {
       // A third delivery is over the bound: the adapter terms it instead of returning it.
       const abort = new AbortController();
       const pending = queue.pull(abort.signal);
-      await expect.poll(() => storedMessages(jsm, o.stream), { timeout: 5_000 }).toBe(0);
+      await expect.poll(() => storedMessages(jsm, o.stream), { timeout: 15_000 }).toBe(0);
       abort.abort();
       expect(await pending).toBeNull();
       expect(lines.some((l) => l.level === "warn" && l.msg.includes("never settled"))).toBe(true);
@@ -199,7 +199,7 @@ describe.runIf(hasNats)("JetStreamJobQueue", () => {
       const d2 = await queue.pull(signal());
       expect([d2?.message.id, d2?.attempt]).toEqual([retried.id, 2]);
       expect(await d2?.retry()).toBe(false);
-      await expect.poll(() => storedMessages(jsm, o.stream), { timeout: 5_000 }).toBe(0);
+      await expect.poll(() => storedMessages(jsm, o.stream), { timeout: 15_000 }).toBe(0);
     });
 
     it("pulls job after job on the same subscriptions: no SUB/UNSUB per job for the cluster to propagate", async () => {

@@ -63,7 +63,7 @@ export function describeJobQueue(
 ) {
   async function expectStats(queue: JobQueue, expected: Partial<QueueStats>): Promise<void> {
     if (capabilities.exactStats) expect(queue.stats()).toMatchObject(expected);
-    else await expect.poll(() => queue.stats(), { timeout: 5_000, interval: 20 }).toMatchObject(expected);
+    else await expect.poll(() => queue.stats(), { timeout: 15_000, interval: 20 }).toMatchObject(expected);
   }
 
   async function fresh(options: Partial<QueueFactoryOptions> = {}): Promise<JobQueue> {
@@ -200,7 +200,7 @@ export function describeJobQueue(
       await queue.enqueue(message());
       if (capabilities.exactStats) expect(queue.stats().oldestAgeMs).toBeGreaterThanOrEqual(5000);
       else
-        await expect.poll(() => queue.stats().oldestAgeMs, { timeout: 5_000 }).toBeGreaterThanOrEqual(5000);
+        await expect.poll(() => queue.stats().oldestAgeMs, { timeout: 15_000 }).toBeGreaterThanOrEqual(5000);
       const d = await queue.pull(signal());
       await expectStats(queue, { depth: 1, inFlight: 1 });
       await d?.ack();
