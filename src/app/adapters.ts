@@ -40,13 +40,14 @@ export async function createAdapters(
 }
 
 async function createEmbeddedAdapters(config: Readonly<Config>): Promise<Adapters> {
+  // First: the one step that can fail, before anything that holds a timer exists.
+  const db = await openDatabase(config);
   const staging = new StagingTable(config.staging.maxBytes);
   const pending = new PendingResults();
   const queue = new MemoryJobQueue({
     capacity: config.queue.capacity,
     maxAttempts: config.queue.maxAttempts,
   });
-  const db = await openDatabase(config);
   const identityKv = new MemoryKeyValue({
     maxEntries: config.auth.maxRecords,
     maxValueBytes: MAX_IDENTITY_VALUE_BYTES,
