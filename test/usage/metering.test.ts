@@ -1,9 +1,15 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pino from "pino";
 import { describe, expect, it, onTestFinished, vi } from "vitest";
+import { loadConfig } from "../../src/config/load.js";
 import type { Database } from "../../src/db/database.js";
+import { createMetrics } from "../../src/metrics/metrics.js";
 import { UsageArchive, utcDay } from "../../src/usage/archive.js";
+import { InvalidMeterRecordError, UsageMeter } from "../../src/usage/meter.js";
+import type { MeterRecord } from "../../src/usage/model.js";
+import { UsageSpool } from "../../src/usage/spool/usage-spool.js";
 import { solidImage } from "../helpers/images.js";
 import { type RunningNode, startNode } from "../helpers/node.js";
 
@@ -86,6 +92,35 @@ describe("usage metering on a running node", () => {
     });
     expect(archived.every((r) => r.cpuMs >= 0 && r.key?.startsWith("key_"))).toBe(true);
     expect(await n.metric("imgfleet_usage_spool_bytes")).toBe(0);
+  });
+
+  it("bills the worker's CPU of a resize, and of a job the worker failed, from the resize's own measurement", async () => {
+    const n = await startNode(FAST_FLUSH);
+    const photo = await solidImage(2400, 1800);
+    const resized = await n.post("/v1/resize?w=1200&format=webp", photo);
+    expect(resized.status).toBe(200);
+    // Decodable header, truncated body: the probe accepts it, the worker spends CPU and fails.
+    const truncated = (await solidImage(1600, 1200)).subarray(0, 2000);
+    const failed = await n.post("/v1/resize?w=100", truncated);
+    expect(failed.status).toBe(422);
+    await flushed(n);
+    const archived = await n.node.usage.archive.read(n.tenant, utcDay(Date.now()));
+    const record = (res: Response) => archived.find((r) => r.id === res.headers.get("x-request-id"));
+    expect(record(resized)).toMatchObject({ status: 200, inBytes: photo.length, outFormat: "webp" });
+    expect(record(resized)?.cpuMs).toBeGreaterThan(0);
+    expect(record(resized)?.processMs).toBeGreaterThan(0);
+    expect(record(failed)).toMatchObject({
+      status: 422,
+      inBytes: truncated.length,
+      outBytes: 0,
+      inFormat: "jpeg",
+    });
+    expect(record(failed)?.cpuMs).toBeGreaterThan(0);
+    const [row] = await n.node.adapters.db.query<{ cpu_ms: number }>(
+      `SELECT sum(cpu_ms)::float8 AS cpu_ms FROM usage_rollups WHERE granularity = 'day' AND tenant_id = $1 AND outcome = 'ok'`,
+      [n.tenant],
+    );
+    expect(row?.cpu_ms).toBeGreaterThan(0);
   });
 
   it("seals a batch on the size boundary at once, and on the time boundary later", async () => {
@@ -189,5 +224,54 @@ describe("usage metering on a running node", () => {
     await flushed(n);
     const records = await new UsageArchive(shared, 30).read(n.tenant, utcDay(Date.now()));
     expect(records.map((r) => r.id)).toContain(requestId);
+  });
+});
+
+describe("the meter's guard", () => {
+  const record = (): MeterRecord => ({
+    id: "req-1",
+    tenant: "ten_a",
+    key: "key_a",
+    at: Date.now(),
+    op: "resize",
+    status: 200,
+    inBytes: 10,
+    outBytes: 5,
+    inPixels: 100,
+    outPixels: 25,
+    inFormat: "jpeg",
+    outFormat: "webp",
+    queueMs: 1,
+    processMs: 3,
+    cpuMs: 2.5,
+  });
+
+  it("refuses a billed request that reaches it without its CPU, and journals one that has it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "imgfleet-meter-"));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const spool = await UsageSpool.open({
+      dir,
+      node: "n1",
+      segmentBytes: 65_536,
+      maxBytes: 1 << 20,
+      fsync: "seal",
+    });
+    onTestFinished(() => spool.close());
+    const meter = new UsageMeter({
+      spool,
+      settings: { ...loadConfig({ env: {} }).usage, maxBatchRecords: 100, flushIntervalMs: 60_000 },
+      metrics: createMetrics().usage,
+      logger: pino({ level: "silent" }),
+      onSealed: () => {},
+    });
+    const { cpuMs: _cpu, ...withoutCpu } = record();
+    // @ts-expect-error a record without cpuMs does not compile ...
+    expect(() => meter.record(withoutCpu)).toThrow(InvalidMeterRecordError);
+    // ... and one whose CPU went missing at run time is refused by name.
+    expect(() => meter.record({ ...record(), cpuMs: undefined as unknown as number })).toThrow(/cpuMs/);
+    expect(() => meter.record({ ...record(), cpuMs: Number.NaN })).toThrow(/cpuMs/);
+    expect(spool.openRecords).toBe(0);
+    meter.record(record());
+    expect(spool.openRecords).toBe(1);
   });
 });
