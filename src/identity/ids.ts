@@ -3,28 +3,40 @@ import { randomBytes } from "node:crypto";
 /** Crockford's base32, lower case: no i, l, o or u to misread. */
 const BASE32 = "0123456789abcdefghjkmnpqrstvwxyz";
 
+/** The random part's 80 bits. */
+const RANDOM_MASK = (1n << 80n) - 1n;
+/** The last id's time and random part, so that ids of one millisecond still sort in creation order. */
+let last = { time: -1, random: 0n };
+
 /**
  * A ULID-shaped id: 48 bits of milliseconds then 80 random bits, 26
  * characters. Sorts by creation time, reveals nothing sequential, and is
- * safe in URLs, KV keys and the API key format.
+ * safe in URLs, KV keys and the API key format. Within one millisecond of
+ * this process the random part grows by a random step instead of being
+ * drawn anew, so two tenants created in the same millisecond still list in
+ * the order they were created (pages are ordered by id).
  */
 export function sortableId(now = Date.now()): string {
-  let time = "";
-  let t = now;
-  for (let i = 0; i < 10; i++) {
-    time = BASE32[t % 32] + time;
-    t = Math.floor(t / 32);
+  const random =
+    now === last.time ? (last.random + 1n + (randomBits(4) & 0xffffffffn)) & RANDOM_MASK : randomBits(10);
+  last = { time: now, random };
+  return base32(BigInt(now), 10) + base32(random, 16);
+}
+
+function randomBits(bytes: number): bigint {
+  let value = 0n;
+  for (const byte of randomBytes(bytes)) value = (value << 8n) | BigInt(byte);
+  return value;
+}
+
+/** `value` as `length` base32 characters, most significant first. */
+function base32(value: bigint, length: number): string {
+  let text = "";
+  for (let i = 0; i < length; i++) {
+    text = BASE32[Number(value & 31n)] + text;
+    value >>= 5n;
   }
-  const random = randomBytes(10);
-  let rest = "";
-  // 80 bits = 16 characters of 5 bits each.
-  let acc = 0n;
-  for (const byte of random) acc = (acc << 8n) | BigInt(byte);
-  for (let i = 0; i < 16; i++) {
-    rest = BASE32[Number(acc & 31n)] + rest;
-    acc >>= 5n;
-  }
-  return time + rest;
+  return text;
 }
 
 export const SORTABLE_ID = /^[0-9a-hjkmnp-tv-z]{26}$/;

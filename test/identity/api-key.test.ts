@@ -99,3 +99,11 @@ describe("ids", () => {
     expect(new Set(ids.map((i) => i.slice(0, 10))).size).toBe(1);
   });
 });
+
+describe("ids of one millisecond", () => {
+  it("sort in the order they were made, so a page by id lists records in creation order", () => {
+    const now = Date.now();
+    const ids = Array.from({ length: 1000 }, () => sortableId(now));
+    expect([...ids].sort()).toEqual(ids);
+  });
+});
