@@ -38,10 +38,9 @@ const NAV: { path: string; label: string; page: string }[] = [
   { path: "/playground", label: "Playground", page: "playground" },
 ];
 
-function App() {
-  const route = useRoute();
+/** The session, as the server knows it: checked at load, ended whenever a call says so. */
+function useSessionState(): [State, (s: State) => void] {
   const [state, setState] = useState<State>({ kind: "checking" });
-
   useEffect(() => {
     onSessionEnded((problem) => {
       setSession(null);
@@ -62,12 +61,16 @@ function App() {
         else setState({ kind: "signed-out", error: e.status === 401 ? null : e });
       });
   }, []);
+  return [state, setState];
+}
 
+function App() {
+  const route = useRoute();
+  const [state, setState] = useSessionState();
   const signedIn = (session: SessionView) => {
     setSession(session);
     setState({ kind: "signed-in", session });
   };
-
   if (state.kind === "checking") return <p class="loading center">Loading the console…</p>;
   if (state.kind === "signed-out") return <SignInPage onSignedIn={signedIn} initialError={state.error} />;
   if (state.kind === "ended") {
@@ -78,7 +81,6 @@ function App() {
       />
     );
   }
-
   const signOut = async () => {
     try {
       await del("/session");
@@ -90,41 +92,46 @@ function App() {
       });
     }
   };
-
   return (
     <div class="shell">
       <a class="skip" href="#main">
         Skip to content
       </a>
-      <nav class="nav" aria-label="Console">
-        <a class="brand" href={href("/")}>
-          imgfleet
-        </a>
-        <ul>
-          {NAV.map((item) => (
-            <li key={item.path}>
-              <a
-                href={href(item.path)}
-                aria-current={(route.parts[0] ?? "") === item.page ? "page" : undefined}
-              >
-                {item.label}
-              </a>
-            </li>
-          ))}
-        </ul>
-        <div class="who">
-          <span class="muted small" title="the admin key this session signed in with">
-            {state.session.keyId}
-          </span>
-          <button type="button" onClick={signOut}>
-            Sign out
-          </button>
-        </div>
-      </nav>
+      <Nav route={route} session={state.session} onSignOut={signOut} />
       <main id="main" tabIndex={-1}>
         <Page route={route} session={state.session} />
       </main>
     </div>
+  );
+}
+
+function Nav({ route, session, onSignOut }: { route: Route; session: SessionView; onSignOut: () => void }) {
+  return (
+    <nav class="nav" aria-label="Console">
+      <a class="brand" href={href("/")}>
+        imgfleet
+      </a>
+      <ul>
+        {NAV.map((item) => (
+          <li key={item.path}>
+            <a
+              href={href(item.path)}
+              aria-current={(route.parts[0] ?? "") === item.page ? "page" : undefined}
+            >
+              {item.label}
+            </a>
+          </li>
+        ))}
+      </ul>
+      <div class="who">
+        <span class="muted small" title="the admin key this session signed in with">
+          {session.keyId}
+        </span>
+        <button type="button" onClick={onSignOut}>
+          Sign out
+        </button>
+      </div>
+    </nav>
   );
 }
 

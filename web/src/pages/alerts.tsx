@@ -2,6 +2,7 @@ import { useState } from "preact/hooks";
 import type { Alert, ChannelView, DeliveryResult, OpsEvent } from "../../../src/contract/admin.js";
 import type { Page } from "../../../src/contract/common.js";
 import { del, get, post, query } from "../api.js";
+import { type Column, DataTable } from "../components/data-table.js";
 import { REFRESH_MS } from "../components/series-card.js";
 import { Badge, Empty, Loaded, PageHeader, ProblemBox, useConfirm } from "../components/ui.js";
 import { ago, dateTime } from "../format.js";
@@ -120,6 +121,7 @@ function Channels() {
     await del(`/notification-channels/${c.id}`);
     await channels.reload();
   });
+  const columns = channelColumns({ test: (c) => test.run(c.id), remove: remove.run, testing: test.busy });
   return (
     <>
       <NewChannelForm onAdded={() => channels.reload()} />
@@ -131,62 +133,60 @@ function Channels() {
               No notification channel: alerts are only visible here and in the CLI. Add a webhook above.
             </Empty>
           ) : (
-            <div class="table-wrap">
-              <table>
-                <thead>
-                  <tr>
-                    <th>Name</th>
-                    <th>Kind</th>
-                    <th>Where</th>
-                    <th>Signed</th>
-                    <th>From</th>
-                    <th>
-                      <span class="sr-only">Actions</span>
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {items.map((c) => (
-                    <tr key={c.id}>
-                      <td>{c.name}</td>
-                      <td>{c.kind}</td>
-                      <td>{c.url}</td>
-                      <td>{c.signed ? "yes" : "no"}</td>
-                      <td>{c.source}</td>
-                      <td class="actions-cell">
-                        <button type="button" onClick={() => test.run(c.id)} disabled={test.busy}>
-                          Send test
-                        </button>
-                        {c.source === "api" ? (
-                          <button type="button" class="danger" onClick={() => remove.run(c)}>
-                            Remove
-                          </button>
-                        ) : null}
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <DataTable rows={items} columns={columns} rowKey={(c) => c.id} />
           )
         }
       </Loaded>
       <button type="button" onClick={() => test.run()} disabled={test.busy}>
         Send a test to every channel
       </button>
-      {results ? (
-        <ul class="results" aria-live="polite">
-          {results.map((r) => (
-            <li key={r.channel}>
-              <Badge tone={r.status === "delivered" ? "green" : "red"}>{r.status}</Badge> {r.name}
-              {r.responseStatus ? ` (HTTP ${r.responseStatus})` : ""}
-              {r.error ? `: ${r.error}` : ""}
-            </li>
-          ))}
-        </ul>
-      ) : null}
+      {results ? <DeliveryResults results={results} /> : null}
       {dialog}
     </>
+  );
+}
+
+function channelColumns(actions: {
+  test: (c: ChannelView) => void;
+  remove: (c: ChannelView) => void;
+  testing: boolean;
+}): Column<ChannelView>[] {
+  return [
+    { header: "Name", cell: (c) => c.name },
+    { header: "Kind", cell: (c) => c.kind },
+    { header: "Where", cell: (c) => c.url },
+    { header: "Signed", cell: (c) => (c.signed ? "yes" : "no") },
+    { header: "From", cell: (c) => c.source },
+    {
+      header: <span class="sr-only">Actions</span>,
+      class: "actions-cell",
+      cell: (c) => (
+        <>
+          <button type="button" onClick={() => actions.test(c)} disabled={actions.testing}>
+            Send test
+          </button>
+          {c.source === "api" ? (
+            <button type="button" class="danger" onClick={() => actions.remove(c)}>
+              Remove
+            </button>
+          ) : null}
+        </>
+      ),
+    },
+  ];
+}
+
+function DeliveryResults({ results }: { results: DeliveryResult[] }) {
+  return (
+    <ul class="results" aria-live="polite">
+      {results.map((r) => (
+        <li key={r.channel}>
+          <Badge tone={r.status === "delivered" ? "green" : "red"}>{r.status}</Badge> {r.name}
+          {r.responseStatus ? ` (HTTP ${r.responseStatus})` : ""}
+          {r.error ? `: ${r.error}` : ""}
+        </li>
+      ))}
+    </ul>
   );
 }
 
@@ -249,6 +249,16 @@ function NewChannelForm({ onAdded }: { onAdded: () => void }) {
   );
 }
 
+const EVENT_COLUMNS: Column<OpsEvent>[] = [
+  { header: "When", cell: (e) => <span title={dateTime(e.at)}>{ago(e.at)}</span> },
+  {
+    header: "Kind",
+    cell: (e) => <a href={href(`/alerts?tab=events&kind=${encodeURIComponent(e.kind)}`)}>{e.kind}</a>,
+  },
+  { header: "Node", cell: (e) => e.node ?? "—" },
+  { header: "What happened", cell: (e) => e.message },
+];
+
 function Events({ route }: { route: Route }) {
   const kind = route.params.get("kind") ?? "";
   const events = useResource(
@@ -262,30 +272,7 @@ function Events({ route }: { route: Route }) {
         items.length === 0 ? (
           <Empty>No event recorded{kind ? ` of kind ${kind}` : ""}.</Empty>
         ) : (
-          <div class="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th>When</th>
-                  <th>Kind</th>
-                  <th>Node</th>
-                  <th>What happened</th>
-                </tr>
-              </thead>
-              <tbody>
-                {items.map((e) => (
-                  <tr key={e.id}>
-                    <td title={dateTime(e.at)}>{ago(e.at)}</td>
-                    <td>
-                      <a href={href(`/alerts?tab=events&kind=${encodeURIComponent(e.kind)}`)}>{e.kind}</a>
-                    </td>
-                    <td>{e.node ?? "—"}</td>
-                    <td>{e.message}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable rows={items} columns={EVENT_COLUMNS} rowKey={(e) => e.id} />
         )
       }
     </Loaded>

@@ -38,6 +38,43 @@ export function parseServerTiming(header: string | null): Result["timing"] {
   });
 }
 
+type Options = { w: string; h: string; fit: string; format: string; q: string };
+
+/** Frees a picture's object URL when it is replaced or the page goes. */
+function useRevokeOnChange(picture: Picture | null): void {
+  useEffect(
+    () => () => {
+      if (picture) URL.revokeObjectURL(picture.url);
+    },
+    [picture],
+  );
+}
+
+/** One resize through the public API, as a customer's code would send it; a problem answer throws ApiError. */
+async function requestResize(file: File, apiKey: string, options: Options): Promise<Result> {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(options)) if (v.trim()) params.set(k, v.trim());
+  const response = await fetch(`/v1/resize?${params}`, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${apiKey.trim()}`,
+      "content-type": file.type.startsWith("image/") ? file.type : "application/octet-stream",
+    },
+    body: file,
+  });
+  if (!response.ok) throw new ApiError(response.status, await readProblem(response));
+  const blob = await response.blob();
+  return {
+    url: URL.createObjectURL(blob),
+    size: blob.size,
+    type: response.headers.get("content-type") ?? blob.type,
+    width: Number(response.headers.get("x-image-width")) || null,
+    height: Number(response.headers.get("x-image-height")) || null,
+    timing: parseServerTiming(response.headers.get("server-timing")),
+    requestId: response.headers.get("x-request-id"),
+  };
+}
+
 /**
  * Resize an uploaded picture through the public `POST /v1/resize`, with a
  * tenant's API key the user pastes, or one the user explicitly creates
@@ -50,26 +87,15 @@ export function PlaygroundPage({ route }: { route: Route }) {
   const [result, setResult] = useState<Result | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   const [busy, setBusy] = useState(false);
-  const [options, setOptions] = useState({
+  const [options, setOptions] = useState<Options>(() => ({
     w: route.params.get("w") ?? "400",
     h: route.params.get("h") ?? "",
     fit: route.params.get("fit") ?? "cover",
     format: route.params.get("format") ?? "webp",
     q: route.params.get("q") ?? "",
-  });
-
-  useEffect(
-    () => () => {
-      if (original) URL.revokeObjectURL(original.url);
-    },
-    [original],
-  );
-  useEffect(
-    () => () => {
-      if (result) URL.revokeObjectURL(result.url);
-    },
-    [result],
-  );
+  }));
+  useRevokeOnChange(original);
+  useRevokeOnChange(result);
 
   const pick = async (f: File | null) => {
     setFile(f);
@@ -77,108 +103,29 @@ export function PlaygroundPage({ route }: { route: Route }) {
     setError(null);
     if (!f) return setOriginal(null);
     const url = URL.createObjectURL(f);
-    const dims = await dimensions(url);
-    setOriginal({ url, size: f.size, type: f.type || "unknown", ...dims });
+    setOriginal({ url, size: f.size, type: f.type || "unknown", ...(await dimensions(url)) });
   };
-
   const resize = async (event: Event) => {
     event.preventDefault();
     if (!file) return;
     setBusy(true);
     setError(null);
     try {
-      const params = new URLSearchParams();
-      for (const [k, v] of Object.entries(options)) if (v.trim()) params.set(k, v.trim());
-      const response = await fetch(`/v1/resize?${params}`, {
-        method: "POST",
-        headers: {
-          authorization: `Bearer ${apiKey.trim()}`,
-          "content-type": file.type.startsWith("image/") ? file.type : "application/octet-stream",
-        },
-        body: file,
-      });
-      if (!response.ok) {
-        setResult(null);
-        setError(new ApiError(response.status, await readProblem(response)));
-        return;
-      }
-      const blob = await response.blob();
-      const width = Number(response.headers.get("x-image-width")) || null;
-      const height = Number(response.headers.get("x-image-height")) || null;
-      setResult({
-        url: URL.createObjectURL(blob),
-        size: blob.size,
-        type: response.headers.get("content-type") ?? blob.type,
-        width,
-        height,
-        timing: parseServerTiming(response.headers.get("server-timing")),
-        requestId: response.headers.get("x-request-id"),
-      });
+      setResult(await requestResize(file, apiKey, options));
     } catch (e) {
+      setResult(null);
       setError(asApiError(e));
     } finally {
       setBusy(false);
     }
   };
-
-  const set = (k: keyof typeof options) => (e: Event) =>
-    setOptions({ ...options, [k]: (e.target as HTMLInputElement | HTMLSelectElement).value });
-
   return (
     <section>
       <PageHeader title="Playground" />
       <KeyPanel apiKey={apiKey} setApiKey={setApiKey} />
       <form class="card" onSubmit={resize} aria-labelledby="pg-title">
         <h2 id="pg-title">Picture and options</h2>
-        <div class="fields">
-          <div class="field wide">
-            <label for="pg-file">Picture</label>
-            <input
-              id="pg-file"
-              type="file"
-              accept="image/*"
-              onChange={(e) => pick((e.target as HTMLInputElement).files?.[0] ?? null)}
-            />
-          </div>
-          <div class="field">
-            <label for="pg-w">Width</label>
-            <input id="pg-w" inputMode="numeric" value={options.w} onInput={set("w")} />
-          </div>
-          <div class="field">
-            <label for="pg-h">Height</label>
-            <input
-              id="pg-h"
-              inputMode="numeric"
-              value={options.h}
-              placeholder="keep aspect"
-              onInput={set("h")}
-            />
-          </div>
-          <div class="field">
-            <label for="pg-fit">Fit</label>
-            <select id="pg-fit" value={options.fit} onChange={set("fit")}>
-              {FITS.map((f) => (
-                <option key={f} value={f}>
-                  {f}
-                </option>
-              ))}
-            </select>
-          </div>
-          <div class="field">
-            <label for="pg-format">Format</label>
-            <select id="pg-format" value={options.format} onChange={set("format")}>
-              {FORMATS.map((f) => (
-                <option key={f} value={f}>
-                  {f || "same as input"}
-                </option>
-              ))}
-            </select>
-          </div>
-          <div class="field">
-            <label for="pg-q">Quality</label>
-            <input id="pg-q" inputMode="numeric" value={options.q} placeholder="default" onInput={set("q")} />
-          </div>
-        </div>
+        <OptionFields options={options} setOptions={setOptions} onFile={pick} />
         <button type="submit" class="primary" disabled={busy || !file || !apiKey.trim()}>
           {busy ? "Resizing…" : "Resize"}
         </button>
@@ -190,6 +137,64 @@ export function PlaygroundPage({ route }: { route: Route }) {
         <PictureCard title="Result" picture={result} timing={result?.timing} original={original} />
       </div>
     </section>
+  );
+}
+
+function OptionFields({
+  options,
+  setOptions,
+  onFile,
+}: {
+  options: Options;
+  setOptions: (o: Options) => void;
+  onFile: (f: File | null) => void;
+}) {
+  const set = (k: keyof Options) => (e: Event) =>
+    setOptions({ ...options, [k]: (e.target as HTMLInputElement | HTMLSelectElement).value });
+  return (
+    <div class="fields">
+      <div class="field wide">
+        <label for="pg-file">Picture</label>
+        <input
+          id="pg-file"
+          type="file"
+          accept="image/*"
+          onChange={(e) => onFile((e.target as HTMLInputElement).files?.[0] ?? null)}
+        />
+      </div>
+      <div class="field">
+        <label for="pg-w">Width</label>
+        <input id="pg-w" inputMode="numeric" value={options.w} onInput={set("w")} />
+      </div>
+      <div class="field">
+        <label for="pg-h">Height</label>
+        <input id="pg-h" inputMode="numeric" value={options.h} placeholder="keep aspect" onInput={set("h")} />
+      </div>
+      <div class="field">
+        <label for="pg-fit">Fit</label>
+        <select id="pg-fit" value={options.fit} onChange={set("fit")}>
+          {FITS.map((f) => (
+            <option key={f} value={f}>
+              {f}
+            </option>
+          ))}
+        </select>
+      </div>
+      <div class="field">
+        <label for="pg-format">Format</label>
+        <select id="pg-format" value={options.format} onChange={set("format")}>
+          {FORMATS.map((f) => (
+            <option key={f} value={f}>
+              {f || "same as input"}
+            </option>
+          ))}
+        </select>
+      </div>
+      <div class="field">
+        <label for="pg-q">Quality</label>
+        <input id="pg-q" inputMode="numeric" value={options.q} placeholder="default" onInput={set("q")} />
+      </div>
+    </div>
   );
 }
 
