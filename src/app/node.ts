@@ -280,7 +280,7 @@ function startFlagsPart(base: NodeBase, events: EventLog, identity: Identity): P
   });
 }
 
-function createPool({ config, adapters, metrics, logger }: NodeBase): WorkerPool {
+function createPool({ config, adapters, metrics, logger, wire }: NodeBase): WorkerPool {
   return new WorkerPool({
     count: config.workers.count,
     maxRssBytes: config.workers.maxRssMb * 2 ** 20,
@@ -289,6 +289,7 @@ function createPool({ config, adapters, metrics, logger }: NodeBase): WorkerPool
     dataPath: adapters.dataPath,
     metrics,
     logger,
+    wire,
     deadLetter: (entry) => deadLetters.record(adapters.db, { ...entry, workerNode: adapters.nodeId }),
   });
 }

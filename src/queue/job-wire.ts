@@ -14,7 +14,7 @@ const positive = z.number().finite().positive();
  * answered with an image that silently ignores it (during a rolling upgrade,
  * an old worker refuses a new option; the request fails instead of lying).
  */
-const ResizeSpecWire = z.strictObject({
+export const ResizeSpecWire = z.strictObject({
   inputFormat: z.enum(INPUT_FORMATS),
   outputFormat: z.enum(OUTPUT_FORMATS),
   width: positive.optional(),

@@ -10,8 +10,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { INTERNAL_PREFIX } from "../contract/paths.js";
-import { PROBLEM_TYPES, type ProblemCode } from "../errors/problem-types.js";
-import { OUTPUT_FORMATS } from "../image/formats.js";
+import { countWire as count, OutputInfoWire, WireProblemWire } from "../wire/shapes.js";
 import { checkWire, stamped, type WireRead } from "../wire/wire.js";
 import type { JobOutcome } from "./job-outcome.js";
 
@@ -131,9 +130,6 @@ function one(value: string | string[] | undefined): string | undefined {
 
 // ---- Outcome --------------------------------------------------------------------------------
 
-const count = z.number().finite().nonnegative();
-const PROBLEM_CODES = Object.keys(PROBLEM_TYPES) as [ProblemCode, ...ProblemCode[]];
-
 /*
  * What an outcome's header carries (version 1). Timings are strict: the
  * API node bills from them, so a time this version does not know would be
@@ -141,20 +137,9 @@ const PROBLEM_CODES = Object.keys(PROBLEM_TYPES) as [ProblemCode, ...ProblemCode
  * fields it does not know: they can only describe the image further.
  */
 const WorkerTimingsWire = z.strictObject({ queueMs: count, fetchMs: count, processMs: count, cpuMs: count });
-const OutputInfoWire = z.object({
-  format: z.enum(OUTPUT_FORMATS),
-  width: z.number().int().positive(),
-  height: z.number().int().positive(),
-  bytes: z.number().int().nonnegative(),
-  pages: z.number().int().positive(),
-});
 const OutcomeMetaWire = z.discriminatedUnion("ok", [
   z.object({ ok: z.literal(true), info: OutputInfoWire, timings: WorkerTimingsWire }),
-  z.object({
-    ok: z.literal(false),
-    problem: z.object({ code: z.enum(PROBLEM_CODES), detail: z.string() }),
-    timings: WorkerTimingsWire,
-  }),
+  z.object({ ok: z.literal(false), problem: WireProblemWire, timings: WorkerTimingsWire }),
 ]);
 
 type OutcomeMeta = z.infer<typeof OutcomeMetaWire>;

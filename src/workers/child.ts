@@ -6,8 +6,9 @@
 import { Socket } from "node:net";
 import sharp from "sharp";
 import { classifySharpError, resizeImage } from "../image/pipeline.js";
+import { checkWire } from "../wire/wire.js";
 import { readFrames, writeFrame } from "./framing.js";
-import { DATA_FD, type FromWorker, type ToWorker } from "./protocol.js";
+import { DATA_FD, type FromWorker, type ToWorker, ToWorkerWire } from "./protocol.js";
 
 // Every input is different: libvips' operation cache would only hold memory.
 sharp.cache(false);
@@ -45,7 +46,14 @@ async function runJob(job: Extract<ToWorker, { kind: "job" }>, input: Buffer): P
 
 /** Jobs run strictly one after another; `exit` waits for those already sent. */
 let queue: Promise<void> = Promise.resolve();
-readFrames<ToWorker>(data, ({ header, body }) => {
+readFrames(data, ({ header: text, body }) => {
+  const read = checkWire(ToWorkerWire, text, { source: "worker", from: "the supervisor" });
+  if (!read.ok) {
+    // The supervisor is the same build: a frame that does not fit is a bug, and this worker cannot go on.
+    console.error(`imgfleet worker ${process.pid}: refused a frame (${read.rejection.detail}); exiting`);
+    process.exit(70);
+  }
+  const header = read.value;
   queue = queue.then(() => (header.kind === "exit" ? process.exit(0) : runJob(header, body)));
 });
 // The supervisor is gone: nobody will read our results.

@@ -26,8 +26,13 @@ export function writeFrame(socket: Socket, header: object, body?: Uint8Array): v
   socket.uncork();
 }
 
-/** Reassembles frames from socket chunks and hands each complete one to `onFrame`. */
-export function readFrames<H>(socket: Socket, onFrame: (frame: Frame<H>) => void): void {
+/**
+ * Reassembles frames from socket chunks and hands each complete one to
+ * `onFrame`, its header as JSON text: the reader checks it against its
+ * schema (see protocol.ts), so a malformed header is refused there instead
+ * of throwing here, in a socket handler.
+ */
+export function readFrames(socket: Socket, onFrame: (frame: Frame<string>) => void): void {
   let chunks: Buffer[] = [];
   let buffered = 0;
   /** Bytes of the frame being received, once its prefix is in. */
@@ -49,7 +54,7 @@ export function readFrames<H>(socket: Socket, onFrame: (frame: Frame<H>) => void
       if (buffered < frameBytes) return;
       const all = joined();
       const headerEnd = PREFIX_BYTES + all.readUInt32BE(0);
-      const header = JSON.parse(all.toString("utf8", PREFIX_BYTES, headerEnd)) as H;
+      const header = all.toString("utf8", PREFIX_BYTES, headerEnd);
       const body = headerEnd === frameBytes ? EMPTY : all.subarray(headerEnd, frameBytes);
       const rest = all.subarray(frameBytes);
       chunks = rest.length > 0 ? [rest] : [];

@@ -7,6 +7,7 @@ import type { Delivery, JobMessage, JobQueue } from "../queue/job-queue.js";
 import type { JobDataPath } from "../staging/data-path.js";
 import type { JobOutcome, WorkerTimings } from "../staging/job-outcome.js";
 import { delay, nowMs } from "../util/time.js";
+import type { WireRejections } from "../wire/wire.js";
 import { type RunResult, WorkerProcess } from "./worker-process.js";
 
 export interface WorkerPoolOptions {
@@ -17,6 +18,8 @@ export interface WorkerPoolOptions {
   dataPath: JobDataPath;
   metrics: Metrics;
   logger: Logger;
+  /** Where a worker's frame that fails its schema is reported (the worker is then killed). */
+  wire?: WireRejections;
   /** Records a job given up for good (every delivery crashed, or its bytes could not cross nodes). */
   deadLetter?: (entry: {
     job: JobMessage;
@@ -139,8 +142,10 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
 
   async #spawn(slot: number): Promise<WorkerProcess | undefined> {
     try {
-      const worker = await WorkerProcess.start(this.#options.jemalloc, (line) =>
-        this.#options.logger.debug({ worker: slot }, `worker stderr: ${line}`),
+      const worker = await WorkerProcess.start(
+        this.#options.jemalloc,
+        (line) => this.#options.logger.debug({ worker: slot }, `worker stderr: ${line}`),
+        this.#options.wire,
       );
       this.#slots[slot] = worker;
       this.#updateGauges();

@@ -3,8 +3,9 @@ import { once } from "node:events";
 import type { Socket } from "node:net";
 import { createInterface } from "node:readline";
 import type { ResizeSpec } from "../image/spec.js";
+import { checkWire, LOG_ONLY_WIRE, type WireRejections } from "../wire/wire.js";
 import { type Frame, readFrames, writeFrame } from "./framing.js";
-import { DATA_FD, type DoneMessage, type FromWorker, type ToWorker } from "./protocol.js";
+import { DATA_FD, type DoneMessage, type FromWorker, FromWorkerWire, type ToWorker } from "./protocol.js";
 import { forkWorker } from "./spawn.js";
 
 export type RunResult =
@@ -28,13 +29,26 @@ export class WorkerProcess {
   /** Jobs this worker has started. */
   jobs = 0;
 
-  private constructor(child: ChildProcess, onStderr: (line: string) => void) {
+  private constructor(
+    child: ChildProcess,
+    onStderr: (line: string) => void,
+    private readonly wire: WireRejections,
+  ) {
     this.#child = child;
     this.#data = child.stdio[DATA_FD] as Socket;
     // A dead worker's socket may error on write; its exit settles the jobs it held.
     this.#data.on("error", () => this.kill());
-    readFrames<FromWorker>(this.#data, (frame) => {
-      for (const listener of this.#listeners) listener(frame);
+    readFrames(this.#data, ({ header, body }) => {
+      const read = checkWire(FromWorkerWire, header, {
+        source: "worker",
+        from: `worker process ${child.pid}`,
+      });
+      if (!read.ok) {
+        // It decodes hostile images: a worker that says something out of protocol is not trusted again.
+        this.wire.reject(read.rejection);
+        return this.kill();
+      }
+      for (const listener of this.#listeners) listener({ header: read.value, body });
     });
     this.#exited = once(child, "exit").then(([code, signal]) => {
       this.#alive = false;
@@ -46,8 +60,12 @@ export class WorkerProcess {
       createInterface({ input: child.stderr }).on("line", (line) => onStderr(line.slice(0, 500)));
   }
 
-  static async start(jemalloc: string | undefined, onStderr: (line: string) => void): Promise<WorkerProcess> {
-    const worker = new WorkerProcess(forkWorker(jemalloc), onStderr);
+  static async start(
+    jemalloc: string | undefined,
+    onStderr: (line: string) => void,
+    wire: WireRejections = LOG_ONLY_WIRE,
+  ): Promise<WorkerProcess> {
+    const worker = new WorkerProcess(forkWorker(jemalloc), onStderr, wire);
     let onReady: ((frame: Frame<FromWorker>) => void) | undefined;
     const ready = new Promise<void>((resolve) => {
       onReady = ({ header }) => header.kind === "ready" && resolve();

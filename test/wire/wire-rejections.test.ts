@@ -25,6 +25,7 @@ import { StagingTable } from "../../src/staging/staging-table.js";
 import { JetStreamUsageLog } from "../../src/usage/jetstream-usage-log.js";
 import type { UsageBatch } from "../../src/usage/model.js";
 import { checkWire, WireRejections } from "../../src/wire/wire.js";
+import { FromWorkerWire } from "../../src/workers/protocol.js";
 import { hasNats, natsForSuite } from "../helpers/nats.js";
 import { message } from "../queue/job-queue.contract.js";
 import { batchOf } from "../usage/usage-log.contract.js";
@@ -86,6 +87,31 @@ describe("the version rule", () => {
     expect(await counted("discovery", "unknown-version")).toBe(5);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/discovery message from KV nodes key node\.x \(version 2, unknown-version\)/);
+  });
+});
+
+describe("the worker process's frames", () => {
+  const at = { source: "worker" as const, from: "worker process 1" };
+  it("takes a well-formed done frame and refuses one out of protocol, strictly", () => {
+    const done = { kind: "done", ok: true, jobId: "j", processMs: 3, cpuMs: 2, rssBytes: 9 };
+    const info = { format: "webp", width: 4, height: 3, bytes: 10, pages: 1 };
+    expect(checkWire(FromWorkerWire, JSON.stringify({ ...done, info }), at).ok).toBe(true);
+    const refused = [
+      { ...done, info, cpuMs: -1 },
+      { ...done, info, extra: 1 },
+      { ...done, ok: false, problem: { code: "no-such-code", detail: "x" } },
+      { kind: "started" },
+    ];
+    for (const frame of refused) {
+      expect(checkWire(FromWorkerWire, JSON.stringify(frame), at)).toMatchObject({
+        ok: false,
+        rejection: { source: "worker", reason: "invalid" },
+      });
+    }
+    expect(checkWire(FromWorkerWire, '{"kind":"done",', at)).toMatchObject({
+      ok: false,
+      rejection: { reason: "unreadable" },
+    });
   });
 });
 
