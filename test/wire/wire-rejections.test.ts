@@ -27,6 +27,7 @@ import type { UsageBatch } from "../../src/usage/model.js";
 import { checkWire, WireRejections } from "../../src/wire/wire.js";
 import { FromWorkerWire } from "../../src/workers/protocol.js";
 import { hasNats, natsForSuite } from "../helpers/nats.js";
+import { startNode } from "../helpers/node.js";
 import { message } from "../queue/job-queue.contract.js";
 import { batchOf } from "../usage/usage-log.contract.js";
 
@@ -87,6 +88,25 @@ describe("the version rule", () => {
     expect(await counted("discovery", "unknown-version")).toBe(5);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/discovery message from KV nodes key node\.x \(version 2, unknown-version\)/);
+  });
+});
+
+describe("on a running node", () => {
+  it("a refused identity value shows in /metrics as imgfleet_wire_rejected_total and locks its key out", async () => {
+    const n = await startNode();
+    const kv = n.node.adapters.identityKv;
+    const [keyEntry] = await kv.entries("key.");
+    const entry = keyEntry as NonNullable<typeof keyEntry>;
+    await kv.put(entry.key, JSON.stringify({ ...JSON.parse(entry.value), v: 2 }));
+    await expect
+      .poll(
+        () => n.metric("imgfleet_wire_rejected_total", { source: "identity", reason: "unknown-version" }),
+        {
+          timeout: 10_000,
+        },
+      )
+      .toBe(1);
+    expect(n.node.identity.cache.key(entry.key.slice("key.".length))).toBeUndefined();
   });
 });
 
