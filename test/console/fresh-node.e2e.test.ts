@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
@@ -25,6 +25,8 @@ if (!hasChromium) {
   );
 }
 const FIRST_MINUTE_MS = 60_000;
+/** Screenshots of each state the overview showed (not committed). */
+const SHOTS = join(import.meta.dirname, "../..", "test-results", "screenshots");
 /**
  * The sampler's first rounds run at start, every second until one finds the
  * node listening; before the fix the first came one interval (15 s) after
@@ -42,6 +44,7 @@ let userDataDir: string;
 describe.skipIf(!hasChromium)("a fresh node's console overview", { timeout: 180_000 }, () => {
   beforeAll(async () => {
     await ensureConsoleBuilt();
+    mkdirSync(SHOTS, { recursive: true });
     startedAt = Date.now();
     // Default ops settings: the interval a new user gets.
     n = await startNode({}, { stopAfter: "manual" });
@@ -89,6 +92,8 @@ describe.skipIf(!hasChromium)("a fresh node's console overview", { timeout: 180_
       expect((await n.post("/v1/resize?w=32", image)).status).toBe(200);
       await page.goto(`${n.url}/console/`);
       const text = (await headline.textContent({ timeout: 15_000 })) ?? "";
+      if (!seen.has(text))
+        await page.screenshot({ path: join(SHOTS, `fresh-overview-${seen.size}.png`), fullPage: true });
       seen.add(text);
       expect(text, `after ${Math.round((Date.now() - startedAt) / 1000)} s`).not.toMatch(
         /Degraded|Unhealthy/,

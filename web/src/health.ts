@@ -1,4 +1,5 @@
 import type { Alert, FleetNode, MetricsOverview } from "../../src/contract/admin.js";
+import { duration } from "./format.js";
 
 type Summary = MetricsOverview["items"][number];
 
@@ -52,7 +53,7 @@ export function healthOf({ nodes, firing, overview, now }: HealthInput): Health 
   for (const a of warnings) reasons.push(`warning: ${a.summary}`);
   if (warnings.length > 0) worse("amber");
   const sampling = samplingState(nodes, overview, now);
-  if (sampling === "collecting") notes.push(COLLECTING);
+  if (sampling === "collecting") notes.push(collectingNote(overview.sampleIntervalMs));
   if (sampling === "missing") {
     worse("amber");
     reasons.push("no recent metric sample: is a control node (metrics-sampler) running?");
@@ -62,7 +63,10 @@ export function healthOf({ nodes, firing, overview, now }: HealthInput): Health 
   return { tone, headline: headlineOf(tone, nodes.length, sampling === "collecting"), reasons, notes };
 }
 
-export const COLLECTING = "collecting first samples: the first rates appear one sample interval after start";
+/** Why the rates are not there yet, and when they will be. */
+export function collectingNote(sampleIntervalMs: number): string {
+  return `rates and latencies need two samples: they appear about ${duration(sampleIntervalMs)} after start`;
+}
 
 /** "sampled", or why not: the sampler's node is too young to have rates yet, or it has stopped. */
 export function samplingState(

@@ -139,8 +139,8 @@ function LastValue({
 
 /**
  * The series in words, agreeing with the value beside it: the server's
- * sentence while it has a current value; otherwise that there is none
- * recent, and what the last one was and when.
+ * sentence while it has a current value; otherwise the last value with its
+ * age ("p99 latency was 216 ms 5 min ago; no sample since").
  */
 export function sentenceOf(
   h: SeriesHistory,
@@ -152,14 +152,12 @@ export function sentenceOf(
   const last = h.points.at(-1);
   if (!last) return `${h.label}: no sample in this range`;
   const age = ageIfStale(last.at, now, sampleIntervalMs);
-  if (!age) {
-    const b = h.baseline;
-    const usually = b
-      ? `usually ${formatValue(h.unit, b.mean)} ± ${formatValue(h.unit, b.stddev)}`
-      : "no baseline yet";
-    return `${h.label} is ${formatValue(h.unit, last.value)}; ${usually}`;
-  }
-  return `${h.label}: ${noRecentSample(sampleIntervalMs)}; the last, ${formatValue(h.unit, last.value)}, was ${age}`;
+  if (age) return `${h.label} was ${formatValue(h.unit, last.value)} ${age}; no sample since`;
+  const b = h.baseline;
+  const usually = b
+    ? `usually ${formatValue(h.unit, b.mean)} ± ${formatValue(h.unit, b.stddev)}`
+    : "no baseline yet";
+  return `${h.label} is ${formatValue(h.unit, last.value)}; ${usually}`;
 }
 
 export function noRecentSample(sampleIntervalMs: number): string {
