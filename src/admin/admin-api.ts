@@ -1,5 +1,5 @@
 import type { FastifyInstance } from "fastify";
-import { DeadLetterQuery } from "../contract/admin.js";
+import { type DeadLetter, DeadLetterQuery, type FleetNode } from "../contract/admin.js";
 import { ADMIN_PREFIX } from "../contract/paths.js";
 import { deadLetters } from "../queue/dead-letters.js";
 import type { AdminDeps } from "./admin-context.js";
@@ -36,9 +36,9 @@ export async function adminApi(app: FastifyInstance, deps: AdminDeps): Promise<v
       tenantRoutes(admin, deps);
       keyRoutes(admin, deps);
       auditRoutes(admin, deps);
-      admin.get("/nodes", async () => ({ items: await deps.nodes() }));
+      admin.get<{ Reply: { items: FleetNode[] } }>("/nodes", async () => ({ items: await deps.nodes() }));
       opsRoutes(admin, deps.ops);
-      admin.get("/dead-letters", async (request) => {
+      admin.get<{ Reply: { items: DeadLetter[] } }>("/dead-letters", async (request) => {
         const { limit } = parseInput(DeadLetterQuery, request.query, "query");
         return { items: await deadLetters.list(deps.db, limit) };
       });

@@ -1,5 +1,16 @@
 import type { FastifyInstance } from "fastify";
-import { AlertQuery, DeliveryQuery, EmptyBody, NewChannelBody } from "../contract/admin.js";
+import {
+  type Alert,
+  AlertQuery,
+  type AlertRule,
+  type ChannelView,
+  type Delivery,
+  DeliveryQuery,
+  type DeliveryResult,
+  EmptyBody,
+  NewChannelBody,
+} from "../contract/admin.js";
+import type { Page } from "../contract/common.js";
 import { ADMIN_PREFIX } from "../contract/paths.js";
 import type { Alerting } from "../ops/alerts/alerting.js";
 import { describeRules } from "../ops/alerts/rules.js";
@@ -18,16 +29,16 @@ type IdParams = { Params: { id: string } };
 export function alertRoutes(app: FastifyInstance, alerting: Alerting, events: EventLog): void {
   const { store, channels, deliveries, notifier } = alerting;
 
-  app.get("/alerts", async (request) => {
+  app.get<{ Reply: Page<Alert> }>("/alerts", async (request) => {
     const q = parseInput(AlertQuery, request.query, "query");
     return page(await store.list(q), q.limit);
   });
 
-  app.get("/alerts/rules", async () => ({ items: describeRules() }));
+  app.get<{ Reply: { items: AlertRule[] } }>("/alerts/rules", async () => ({ items: describeRules() }));
 
-  app.get<IdParams>("/alerts/:id", async (request) => store.get(request.params.id));
+  app.get<IdParams & { Reply: Alert }>("/alerts/:id", async (request) => store.get(request.params.id));
 
-  app.post<IdParams>("/alerts/:id/ack", async (request) => {
+  app.post<IdParams & { Reply: Alert }>("/alerts/:id/ack", async (request) => {
     parseInput(EmptyBody, request.body, "body");
     const actor = actorOf(request);
     const alert = await store.ack(request.params.id, actor);
@@ -41,12 +52,12 @@ export function alertRoutes(app: FastifyInstance, alerting: Alerting, events: Ev
     return alert;
   });
 
-  app.get("/notification-channels", async () => ({
+  app.get<{ Reply: Page<ChannelView> }>("/notification-channels", async () => ({
     items: (await channels.all()).map(channelView),
     next: null,
   }));
 
-  app.post("/notification-channels", async (request, reply) => {
+  app.post<{ Reply: ChannelView }>("/notification-channels", async (request, reply) => {
     const body = parseInput(NewChannelBody, request.body, "channel");
     const channel = await channels.create(actorOf(request), body);
     return reply
@@ -55,22 +66,25 @@ export function alertRoutes(app: FastifyInstance, alerting: Alerting, events: Ev
       .send(channelView(channel));
   });
 
-  app.delete<IdParams>("/notification-channels/:id", async (request) =>
+  app.delete<IdParams & { Reply: ChannelView }>("/notification-channels/:id", async (request) =>
     channelView(await channels.remove(actorOf(request), request.params.id)),
   );
 
   // A test is sent, not stored: it needs no audit entry, and its attempts are in the delivery log.
-  app.post("/notification-channels/test", async (request) => {
+  app.post<{ Reply: { items: DeliveryResult[] } }>("/notification-channels/test", async (request) => {
     parseInput(EmptyBody, request.body, "body");
     return { items: await notifier.test(actorOf(request).id) };
   });
 
-  app.post<IdParams>("/notification-channels/:id/test", async (request) => {
-    parseInput(EmptyBody, request.body, "body");
-    return { items: await notifier.test(actorOf(request).id, request.params.id) };
-  });
+  app.post<IdParams & { Reply: { items: DeliveryResult[] } }>(
+    "/notification-channels/:id/test",
+    async (request) => {
+      parseInput(EmptyBody, request.body, "body");
+      return { items: await notifier.test(actorOf(request).id, request.params.id) };
+    },
+  );
 
-  app.get("/notification-deliveries", async (request) => {
+  app.get<{ Reply: Page<Delivery> }>("/notification-deliveries", async (request) => {
     const q = parseInput(DeliveryQuery, request.query, "query");
     return page(await deliveries.list(q), q.limit);
   });

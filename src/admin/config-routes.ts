@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { redact } from "../config/redact.js";
+import type { NodeConfig } from "../contract/admin.js";
 import { reduceUrls } from "../report/sanitise.js";
 import type { ReportSources } from "../report/sources.js";
 import { collectVersions } from "../report/versions.js";
@@ -11,17 +12,18 @@ import { collectVersions } from "../report/versions.js";
  */
 export function configRoutes(app: FastifyInstance, deps: { report: ReportSources }): void {
   const src = deps.report;
-  app.get("/config", async (_request, reply) => {
+  app.get<{ Reply: NodeConfig }>("/config", async (_request, reply) => {
     const versions = await collectVersions(src);
     return reply.header("cache-control", "no-store").send({
       node: {
         id: src.node.id,
-        roles: src.node.roles,
+        roles: [...src.node.roles],
         fleet: src.node.fleet,
         startedAt: new Date(src.node.startedAt).toISOString(),
       },
       versions,
-      config: redact(reduceUrls(src.config)),
+      // Redacting keeps the configuration's shape: an object of sections.
+      config: redact(reduceUrls(src.config)) as Record<string, unknown>,
     });
   });
 }

@@ -1,10 +1,12 @@
 import type { FastifyInstance } from "fastify";
 import {
+  type FlagEvaluation,
   FlagParams,
   FlagQuery,
   FlagSettingsBody,
   FlagTenantBody,
   FlagTenantParams,
+  type FlagView,
 } from "../contract/admin.js";
 import { unknownFlag } from "../flags/flag-admin.js";
 import type { Flags } from "../flags/flags.js";
@@ -20,9 +22,9 @@ import { parseInput } from "./validation.js";
 export function flagRoutes(app: FastifyInstance, deps: { flags: Flags; nodeId: string }): void {
   const { admin, cache } = deps.flags;
 
-  app.get("/flags", async () => ({ items: await admin.list() }));
+  app.get<{ Reply: { items: FlagView[] } }>("/flags", async () => ({ items: await admin.list() }));
 
-  app.get("/flags/:name", async (request) => {
+  app.get<{ Reply: FlagView | FlagEvaluation }>("/flags/:name", async (request) => {
     const { name } = parseInput(FlagParams, request.params, "flag name");
     const { tenant } = parseInput(FlagQuery, request.query, "query");
     if (tenant === undefined) return admin.get(name);
@@ -32,24 +34,24 @@ export function flagRoutes(app: FastifyInstance, deps: { flags: Flags; nodeId: s
     return { flag: name, tenant, value, reason, node: deps.nodeId, revision: held.revision };
   });
 
-  app.put("/flags/:name", async (request) => {
+  app.put<{ Reply: FlagView }>("/flags/:name", async (request) => {
     const { name } = parseInput(FlagParams, request.params, "flag name");
     const body = parseInput(FlagSettingsBody, request.body, "flag settings");
     return admin.configure(actorOf(request), name, body);
   });
 
-  app.delete("/flags/:name", async (request) => {
+  app.delete<{ Reply: FlagView }>("/flags/:name", async (request) => {
     const { name } = parseInput(FlagParams, request.params, "flag name");
     return admin.remove(actorOf(request), name);
   });
 
-  app.put("/flags/:name/tenants/:tenantId", async (request) => {
+  app.put<{ Reply: FlagView }>("/flags/:name/tenants/:tenantId", async (request) => {
     const params = parseInput(FlagTenantParams, request.params, "path");
     const { enabled } = parseInput(FlagTenantBody, request.body, "flag override");
     return admin.setTenant(actorOf(request), params.name, params.tenantId, enabled);
   });
 
-  app.delete("/flags/:name/tenants/:tenantId", async (request) => {
+  app.delete<{ Reply: FlagView }>("/flags/:name/tenants/:tenantId", async (request) => {
     const params = parseInput(FlagTenantParams, request.params, "path");
     return admin.unsetTenant(actorOf(request), params.name, params.tenantId);
   });

@@ -1,5 +1,14 @@
 import type { FastifyInstance } from "fastify";
-import { KeyListQuery, NewAdminKeyBody, NewKeyBody, RotateBody } from "../contract/admin.js";
+import {
+  type ApiKey,
+  type IssuedKey,
+  KeyListQuery,
+  NewAdminKeyBody,
+  NewKeyBody,
+  RotateBody,
+  type RotatedKey,
+} from "../contract/admin.js";
+import type { Page } from "../contract/common.js";
 import { ADMIN_PREFIX } from "../contract/paths.js";
 import { type AdminDeps, actorOf } from "./admin-context.js";
 import { parseInput } from "./validation.js";
@@ -11,7 +20,7 @@ type AdminKeyParams = { Params: { keyId: string } };
 export function keyRoutes(app: FastifyInstance, { identity, config }: AdminDeps): void {
   const { admin } = identity;
 
-  app.post<TenantParams>("/tenants/:id/keys", async (request, reply) => {
+  app.post<TenantParams & { Reply: IssuedKey }>("/tenants/:id/keys", async (request, reply) => {
     const body = parseInput(NewKeyBody, request.body, "key");
     const { key, secret } = await admin.createKey(actorOf(request), request.params.id, body);
     return reply
@@ -21,24 +30,24 @@ export function keyRoutes(app: FastifyInstance, { identity, config }: AdminDeps)
       .send({ ...key, secret });
   });
 
-  app.get<TenantParams>("/tenants/:id/keys", async (request) => {
+  app.get<TenantParams & { Reply: Page<ApiKey> }>("/tenants/:id/keys", async (request) => {
     const q = parseInput(KeyListQuery, request.query, "query");
     return { items: await admin.listKeys(request.params.id, q.includeRevoked), next: null };
   });
 
-  app.get<KeyParams>("/tenants/:id/keys/:keyId", async (request) =>
+  app.get<KeyParams & { Reply: ApiKey }>("/tenants/:id/keys/:keyId", async (request) =>
     admin.getKey(request.params.id, request.params.keyId),
   );
 
-  app.post<KeyParams>("/tenants/:id/keys/:keyId/revoke", async (request) =>
+  app.post<KeyParams & { Reply: ApiKey }>("/tenants/:id/keys/:keyId/revoke", async (request) =>
     admin.revokeKey(actorOf(request), request.params.id, request.params.keyId),
   );
 
-  app.delete<KeyParams>("/tenants/:id/keys/:keyId", async (request) =>
+  app.delete<KeyParams & { Reply: ApiKey }>("/tenants/:id/keys/:keyId", async (request) =>
     admin.revokeKey(actorOf(request), request.params.id, request.params.keyId),
   );
 
-  app.post<KeyParams>("/tenants/:id/keys/:keyId/rotate", async (request, reply) => {
+  app.post<KeyParams & { Reply: RotatedKey }>("/tenants/:id/keys/:keyId/rotate", async (request, reply) => {
     const body = parseInput(RotateBody, request.body, "rotation");
     const grace = body.graceSeconds ?? config.auth.rotationGraceSeconds;
     const { key, secret, previous } = await admin.rotateKey(
@@ -54,7 +63,7 @@ export function keyRoutes(app: FastifyInstance, { identity, config }: AdminDeps)
       .send({ ...key, secret, previous });
   });
 
-  app.post("/admin-keys", async (request, reply) => {
+  app.post<{ Reply: IssuedKey }>("/admin-keys", async (request, reply) => {
     const body = parseInput(NewAdminKeyBody, request.body, "admin key");
     const { key, secret } = await admin.createAdminKey(actorOf(request), body.name, body.expiresAt);
     return reply
@@ -64,12 +73,12 @@ export function keyRoutes(app: FastifyInstance, { identity, config }: AdminDeps)
       .send({ ...key, secret });
   });
 
-  app.get("/admin-keys", async (request) => {
+  app.get<{ Reply: Page<ApiKey> }>("/admin-keys", async (request) => {
     const q = parseInput(KeyListQuery, request.query, "query");
     return { items: await admin.listAdminKeys(q.includeRevoked), next: null };
   });
 
-  app.post<AdminKeyParams>("/admin-keys/:keyId/revoke", async (request) =>
+  app.post<AdminKeyParams & { Reply: ApiKey }>("/admin-keys/:keyId/revoke", async (request) =>
     admin.revokeKey(actorOf(request), null, request.params.keyId),
   );
 }

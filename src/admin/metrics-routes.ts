@@ -1,8 +1,8 @@
 import type { FastifyInstance } from "fastify";
-import { SeriesQuery } from "../contract/admin.js";
+import { type MetricsOverview, type SeriesHistory, SeriesQuery } from "../contract/admin.js";
 import { ProblemError } from "../errors/problem.js";
 import type { HistoryStore } from "../ops/history-store.js";
-import { type MetricsOverview, type SeriesHistory, summariseAll } from "../ops/metric-summary.js";
+import { summariseAll } from "../ops/metric-summary.js";
 import { isSeriesName, SERIES, SERIES_NAMES } from "../ops/series.js";
 import { parseInput } from "./validation.js";
 

@@ -10,7 +10,7 @@ import { actorOf } from "./admin-context.js";
  * read before sending it anywhere. Making one is audited (it is an export).
  */
 export function reportRoutes(app: FastifyInstance, deps: { report: ReportSources; db: Database }): void {
-  app.get("/report", async (request, reply) => {
+  app.get<{ Reply: string }>("/report", async (request, reply) => {
     const actor = actorOf(request);
     // The caller's own admin key is scrubbed too, should anything ever echo a request header.
     const token = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? "")?.[1];

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { SignInBody } from "../contract/admin.js";
+import { type SessionView, SignInBody } from "../contract/admin.js";
 import type { Database } from "../db/database.js";
 import { auditLog } from "../identity/audit-log.js";
 import type { ConsoleSessions } from "../session/sessions.js";
@@ -34,14 +34,14 @@ export function sessionRoutes(app: FastifyInstance, deps: { sessions: ConsoleSes
       )
       .catch((error: unknown) => request.log.warn({ err: error }, `could not audit ${action}`));
 
-  app.post("/session", { config }, async (request, reply) => {
+  app.post<{ Reply: SessionView }>("/session", { config }, async (request, reply) => {
     const { adminKey } = parseInput(SignInBody, request.body, "sign-in");
     const { view, cookie } = await sessions.signIn(request, adminKey);
     await audit(request, view.keyId, "session.create");
     return reply.code(201).header("set-cookie", cookie).header("cache-control", "no-store").send(view);
   });
 
-  app.get("/session", { config }, async (request, reply) =>
+  app.get<{ Reply: SessionView }>("/session", { config }, async (request, reply) =>
     reply.header("cache-control", "no-store").send(await sessions.current(request)),
   );
 

@@ -1,5 +1,11 @@
 import type { FastifyInstance } from "fastify";
-import { AdminCostQuery, AdminUsageQuery } from "../contract/usage.js";
+import {
+  AdminCostQuery,
+  AdminUsageQuery,
+  type CostEstimate,
+  type CostSummary,
+  type UsageReport,
+} from "../contract/usage.js";
 import type { Database } from "../db/database.js";
 import { ProblemError } from "../errors/problem.js";
 import { estimateCost, monthOf, monthRange } from "../usage/cost.js";
@@ -14,7 +20,7 @@ import { parseInput } from "./validation.js";
  * rollups outlive their tenant.
  */
 export function usageRoutes(app: FastifyInstance, { db, config }: AdminDeps): void {
-  app.get("/usage", async (request, reply) => {
+  app.get<{ Reply: UsageReport | string }>("/usage", async (request, reply) => {
     const q = parseInput(AdminUsageQuery, request.query, "query");
     const { from, to } = usageRange(q);
     if (q.tenant !== undefined) await requireKnownTenant(db, q.tenant);
@@ -37,7 +43,7 @@ export function usageRoutes(app: FastifyInstance, { db, config }: AdminDeps): vo
       .send(usageCsv(report));
   });
 
-  app.get("/usage/cost", async (request) => {
+  app.get<{ Reply: CostSummary | CostEstimate }>("/usage/cost", async (request) => {
     const q = parseInput(AdminCostQuery, request.query, "query");
     const month = q.month ?? monthOf(new Date());
     monthRange(month);

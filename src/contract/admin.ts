@@ -288,6 +288,7 @@ export const IdentityStatus = z
     outboxBacklog: z.number().int(),
   })
   .meta({ id: "IdentityStatus", description: "The data plane as the answering node sees it" });
+export type IdentityStatus = z.infer<typeof IdentityStatus>;
 
 export const FleetNode = z
   .object({
@@ -359,6 +360,7 @@ export type Alert = z.infer<typeof Alert>;
 export const AlertRule = z
   .object({ id: z.string(), severity: Severity, condition: z.string(), runbook: z.string() })
   .meta({ id: "AlertRule" });
+export type AlertRule = z.infer<typeof AlertRule>;
 
 export const ChannelView = z
   .object({

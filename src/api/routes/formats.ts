@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import type { Config } from "../../config/schema.js";
 import { PUBLIC_PREFIX } from "../../contract/paths.js";
+import type { Formats } from "../../contract/public.js";
 import type { Authenticator } from "../../identity/authenticator.js";
 import { OUTPUT_FORMATS } from "../../image/formats.js";
 import { FITS, KNOWN_OPTIONS, MAX_BLUR_SIGMA, MAX_DPR, MAX_SHARPEN_SIGMA } from "../../image/options.js";
@@ -13,7 +14,7 @@ export function formatsRoute(app: FastifyInstance, config: Readonly<Config>, aut
     input: limits.inputFormats,
     output: [...OUTPUT_FORMATS, "auto"],
     options: KNOWN_OPTIONS,
-    fits: FITS,
+    fits: [...FITS],
     limits: {
       maxInputBytes: limits.maxInputBytes,
       maxInputPixels: limits.maxInputPixels,
@@ -26,7 +27,7 @@ export function formatsRoute(app: FastifyInstance, config: Readonly<Config>, aut
     },
   };
   // Authenticated like every /v1 route; the answer shows the caller's own limits.
-  app.get(`${PUBLIC_PREFIX}/formats`, async (request, reply) => {
+  app.get<{ Reply: Formats }>(`${PUBLIC_PREFIX}/formats`, async (request, reply) => {
     const principal = authenticator.authenticate(request.headers.authorization, "resize");
     principal.release();
     reply.headers(principal.headers);

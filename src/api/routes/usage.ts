@@ -1,7 +1,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { parseInput } from "../../admin/validation.js";
 import { PUBLIC_PREFIX } from "../../contract/paths.js";
-import { TenantCostQuery, TenantUsageQuery } from "../../contract/usage.js";
+import {
+  type CostEstimate,
+  TenantCostQuery,
+  TenantUsageQuery,
+  type UsageReport,
+} from "../../contract/usage.js";
 import type { Database } from "../../db/database.js";
 import type { Authenticator, Principal } from "../../identity/authenticator.js";
 import { estimateCost, type Prices } from "../../usage/cost.js";
@@ -36,7 +41,7 @@ export function usageRoutes(app: FastifyInstance, deps: UsageRouteDeps): void {
     onRequestAbort: release,
   };
 
-  app.get(`${PUBLIC_PREFIX}/usage`, hooks, async (request) => {
+  app.get<{ Reply: UsageReport }>(`${PUBLIC_PREFIX}/usage`, hooks, async (request) => {
     const q = parseInput(TenantUsageQuery, ownTenantOnly(request.query), "query");
     return usageReport(deps.db, {
       tenant: tenantOf(callers.get(request)),
@@ -46,7 +51,7 @@ export function usageRoutes(app: FastifyInstance, deps: UsageRouteDeps): void {
     });
   });
 
-  app.get(`${PUBLIC_PREFIX}/usage/cost`, hooks, async (request) => {
+  app.get<{ Reply: CostEstimate }>(`${PUBLIC_PREFIX}/usage/cost`, hooks, async (request) => {
     const q = parseInput(TenantCostQuery, ownTenantOnly(request.query), "query");
     const tenant = tenantOf(callers.get(request));
     const summary = await estimateCost(deps.db, { tenant, month: q.month }, deps.prices);
