@@ -1,5 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { defineConfig } from "vite";
+import { ADMIN_PREFIX, OPENAPI_PATH, PROBLEMS_PREFIX, PUBLIC_PREFIX } from "../src/contract/paths.js";
 
 /**
  * The web console: a single-page app built into dist/console, which every
@@ -25,7 +26,7 @@ export default defineConfig({
   // `npm run dev:console`: the page from Vite, the APIs from a node started with `npm start`.
   server: {
     proxy: Object.fromEntries(
-      ["/admin", "/v1", "/problems"].map((path) => [
+      [ADMIN_PREFIX, PUBLIC_PREFIX, PROBLEMS_PREFIX, OPENAPI_PATH].map((path) => [
         path,
         process.env.IMGFLEET_URL ?? "http://127.0.0.1:8080",
       ]),

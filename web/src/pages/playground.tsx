@@ -1,6 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import type { IssuedKey, Tenant } from "../../../src/contract/admin.js";
 import type { Page } from "../../../src/contract/common.js";
+import { PUBLIC_PREFIX } from "../../../src/contract/paths.js";
 import { ApiError, get, post, readProblem } from "../api.js";
 import { PageHeader, ProblemBox, SecretOnce } from "../components/ui.js";
 import { bytes } from "../format.js";
@@ -54,7 +55,7 @@ function useRevokeOnChange(picture: Picture | null): void {
 async function requestResize(file: File, apiKey: string, options: Options): Promise<Result> {
   const params = new URLSearchParams();
   for (const [k, v] of Object.entries(options)) if (v.trim()) params.set(k, v.trim());
-  const response = await fetch(`/v1/resize?${params}`, {
+  const response = await fetch(`${PUBLIC_PREFIX}/resize?${params}`, {
     method: "POST",
     headers: {
       authorization: `Bearer ${apiKey.trim()}`,
