@@ -518,9 +518,9 @@ describe.skipIf(!hasBinaries)("a fleet under failures", () => {
     );
     expect(newLeader).toMatch(/^nats-[123]$/);
     expect(newLeader).not.toBe(leader.name);
-    // Seconds, not minutes (a Raft election takes 4-9 s on nats-server 2.9; observed stalls about 5 s).
-    expect(lastFailureEnd).toBeLessThan(30_000);
-    expect(stall).toBeLessThan(30_000);
+    // Seconds, not minutes (a Raft election takes 4-9 s on nats-server 2.9; observed stalls 5-12 s).
+    expect(lastFailureEnd).toBeLessThan(45_000);
+    expect(stall).toBeLessThan(45_000);
     // What fails is a clear "retry shortly", not an internal error.
     for (const a of failed)
       expect(["503 /problems/queue-unavailable", "504 /problems/timeout"]).toContain(describeAnswer(a));

@@ -368,8 +368,8 @@ describe.runIf(hasNats)("JetStreamJobQueue", () => {
         `stream leader ${leader} killed: ${failures.length} of ${attempts.length} enqueues failed, ` +
           `the last ${Math.round(lastFailureEnded - killedAt)} ms after the kill; enqueues succeed again ${recoveredMs} ms after it`,
       );
-      // Success again within seconds (a Raft election is 4-9 s; observed: about 1-3 s here).
-      expect(recoveredMs).toBeLessThan(20_000);
+      // Success again within seconds (a Raft election is 4-9 s; observed 4.3-5.3 s here).
+      expect(recoveredMs).toBeLessThan(30_000);
 
       // The cluster elected another leader, among the survivors.
       const survivors = three.servers.filter((s) => s !== victim).map((s) => s.name);
