@@ -169,10 +169,24 @@ function lineSeries(d: Drawn, l: ChartLine, i: number): Series {
     spanGaps: false,
     fill: bars ? "rgba(37, 99, 235, 0.35)" : undefined,
     paths: bars ? uPlot.paths.bars?.({ size: [0.8, barMaxPx(d)], align: 0 }) : undefined,
-    // A lone sample (or two) is a dot, not an invisible zero-length line.
-    points: { show: !bars && samples < 3 },
+    // A lone sample (or two), or one between two gaps, is a dot, not an invisible zero-length line.
+    points: {
+      show: !bars && samples < 3,
+      filter: bars ? null : (u: uPlot, si: number, show: boolean) => (show ? null : isolated(u.data[si])),
+    },
     value: (_u: uPlot, v: number | null) => (v === null ? "—" : formatValue(d.unit, v)),
   };
+}
+
+/** Indices of samples with no sample either side (gaps or the ends): a line cannot show them. */
+function isolated(y: ArrayLike<number | null | undefined> | undefined): number[] | null {
+  if (!y) return null;
+  const found: number[] = [];
+  for (let i = 0; i < y.length; i++) {
+    const lonely = (i === 0 || y[i - 1] == null) && (i === y.length - 1 || y[i + 1] == null);
+    if (y[i] != null && lonely) found.push(i);
+  }
+  return found.length > 0 ? found : null;
 }
 
 /** A bar is at most 80% of its period's width on screen, so neighbouring days never touch. */
