@@ -1,6 +1,10 @@
 import type { ProblemCode } from "../errors/problem-types.js";
 
-/** What a request did, gathered for its one log line. */
+/**
+ * What a request did, gathered for its one log line. Only for the log:
+ * billing never reads it (see `billWork` in metering.ts), so a field here
+ * can be renamed without changing what anyone pays.
+ */
 export interface RequestFacts {
   problem?: ProblemCode;
   tenant?: string;
@@ -11,7 +15,7 @@ export interface RequestFacts {
   outFormat?: string;
   inSize?: string;
   outSize?: string;
-  /** Pixels decoded (width × height × frames) and written, for metering. */
+  /** Pixels decoded (width × height × frames) and written. */
   inPixels?: number;
   outPixels?: number;
   timings?: Record<string, number>;
