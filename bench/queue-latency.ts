@@ -16,7 +16,7 @@ import { jetstream, jetstreamManager, RetentionPolicy, StorageType } from "@nats
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats } from "../src/nats/connection.js";
 import { JetStreamJobQueue } from "../src/queue/jetstream-queue.js";
-import type { JobMessage } from "../src/queue/job-queue.js";
+import type { Delivery, JobMessage } from "../src/queue/job-queue.js";
 import type { BenchConfig } from "./config.js";
 import { noisePct, watchCpu } from "./cpu.js";
 import { perRoot } from "./fleet.js";
@@ -231,6 +231,66 @@ interface Trace {
   counted: boolean;
 }
 
+/** A fresh queue on its own stream, its warnings collected for the report. */
+function openBenchQueue(
+  nc: NatsConnection,
+  stream: string,
+  tag: string,
+  replicas: 1 | 3,
+  warnings: string[],
+): Promise<JetStreamJobQueue> {
+  const logger = {
+    warn: (obj: object, msg: string) => warnings.push(`${stream}: ${msg} ${JSON.stringify(obj)}`),
+    info: () => {},
+  };
+  return JetStreamJobQueue.open(nc, {
+    stream,
+    subject: `bench.qlat.${tag}.r${replicas}`,
+    durable: `bench-qlat-${tag}`,
+    capacity: 100_000,
+    maxAttempts: 3,
+    replicas,
+    ackWaitMs: 30_000,
+    logger,
+  });
+}
+
+/** The counted messages' timings: delivery, enqueue ack, and delivery after the ack. */
+function summarise(
+  counted: Trace[],
+): Pick<QueueSample, "sent" | "delivered" | "deliveryMs" | "enqueueAckMs" | "afterAckMs"> {
+  const span = (pick: (t: Trace) => number | undefined) =>
+    counted.flatMap((t) => {
+      const v = pick(t);
+      return v === undefined ? [] : [v];
+    });
+  return {
+    sent: counted.length,
+    delivered: span((t) => t.deliveredAt).length,
+    deliveryMs: span((t) => (t.deliveredAt === undefined ? undefined : t.deliveredAt - t.sentAt)),
+    enqueueAckMs: span((t) => (t.ackAt === undefined ? undefined : t.ackAt - t.sentAt)),
+    afterAckMs: span((t) =>
+      t.ackAt === undefined || t.deliveredAt === undefined ? undefined : t.deliveredAt - t.ackAt,
+    ),
+  };
+}
+
+/** Stamps a message's first delivery on its trace; says which kind of delivery this was. */
+function recordDelivery(
+  delivery: Delivery,
+  traces: Map<string, Trace>,
+  at: number,
+): "first" | "redelivered" | "seen" {
+  if (delivery.attempt > 1) return "redelivered";
+  const trace = traces.get(delivery.message.id);
+  if (!trace || trace.deliveredAt !== undefined) return "seen";
+  // The message's own send time is the one that counts; the map only says which run it is from.
+  const sentAt = (delivery.message as Partial<BenchJob>).benchSentAt;
+  trace.deliveredAt = at;
+  if (typeof sentAt === "number") trace.sentAt = sentAt;
+  return "first";
+}
+
 /** One run on a fresh stream, deleted afterwards. */
 async function queueRunOnce(
   nc: NatsConnection,
@@ -241,20 +301,7 @@ async function queueRunOnce(
   warnings: string[],
 ): Promise<QueueSample> {
   const stream = `BENCH_QLAT_${tag}_R${replicas}`;
-  const logger = {
-    warn: (obj: object, msg: string) => warnings.push(`${stream}: ${msg} ${JSON.stringify(obj)}`),
-    info: () => {},
-  };
-  const queue = await JetStreamJobQueue.open(nc, {
-    stream,
-    subject: `bench.qlat.${tag}.r${replicas}`,
-    durable: `bench-qlat-${tag}`,
-    capacity: 100_000,
-    maxAttempts: 3,
-    replicas,
-    ackWaitMs: 30_000,
-    logger,
-  });
+  const queue = await openBenchQueue(nc, stream, tag, replicas, warnings);
   try {
     const where = await placement(nc, stream, replicas);
     const warmup = Math.round(rate * WARMUP_S);
@@ -272,16 +319,9 @@ async function queueRunOnce(
       while (!stop.signal.aborted) {
         const delivery = await queue.pull(stop.signal);
         if (!delivery) return;
-        const at = performance.now();
-        const trace = traces.get(delivery.message.id);
-        if (delivery.attempt > 1) redeliveries++;
-        else if (trace && trace.deliveredAt === undefined) {
-          // The message's own send time is the one that counts; the map only says which run it is from.
-          const sentAt = (delivery.message as Partial<BenchJob>).benchSentAt;
-          trace.deliveredAt = at;
-          if (typeof sentAt === "number") trace.sentAt = sentAt;
-          delivered++;
-        }
+        const seen = recordDelivery(delivery, traces, performance.now());
+        if (seen === "redelivered") redeliveries++;
+        else if (seen === "first") delivered++;
         acks.push(delivery.ack().catch((e: unknown) => void warnings.push(`ack: ${String(e)}`)));
         maybeDone();
       }
@@ -314,23 +354,11 @@ async function queueRunOnce(
     clearTimeout(timer);
     const clientLoad = client.stop();
     await Promise.all(acks);
-    const counted = [...traces.values()].filter((t) => t.counted);
-    const span = (pick: (t: Trace) => number | undefined) =>
-      counted.flatMap((t) => {
-        const v = pick(t);
-        return v === undefined ? [] : [v];
-      });
     return {
+      ...summarise([...traces.values()].filter((t) => t.counted)),
       placement: where,
-      sent: counted.length,
-      delivered: span((t) => t.deliveredAt).length,
       failed,
       redeliveries,
-      deliveryMs: span((t) => (t.deliveredAt === undefined ? undefined : t.deliveredAt - t.sentAt)),
-      enqueueAckMs: span((t) => (t.ackAt === undefined ? undefined : t.ackAt - t.sentAt)),
-      afterAckMs: span((t) =>
-        t.ackAt === undefined || t.deliveredAt === undefined ? undefined : t.deliveredAt - t.ackAt,
-      ),
       sendLagMs: lags.slice(warmup),
       client: clientLoad,
       spanS: seconds,
@@ -403,6 +431,58 @@ async function publishRun(
 
 const fmt = (s: LatencyStats) => `p50 ${s.p50} ms  p99 ${s.p99} ms  max ${s.max} ms`;
 
+interface QueueRunContext {
+  config: BenchConfig;
+  nc: NatsConnection;
+  fleet: number | ProcessSet;
+  warnings: string[];
+  /** A fresh stream tag per attempt. */
+  nextTag: () => string;
+}
+
+/** The quietest of a few runs at one replication, with the fleet's CPU meanwhile; said as it goes. */
+async function measuredQueueRun(ctx: QueueRunContext, replicas: 1 | 3): Promise<QueueRun> {
+  const { config, fleet } = ctx;
+  const rate = config.queueRate;
+  const seconds = config.queueSeconds;
+  const once = async () => {
+    const watch = watchCpu(fleet);
+    const sample = await queueRunOnce(ctx.nc, ctx.nextTag(), replicas, rate, seconds, ctx.warnings);
+    return { sample, cpu: watch.stop() };
+  };
+  say(
+    `\nqueue latency: ${rate} messages/s for ${seconds} s, ${replicas} replica(s), ${PULL_LOOPS} pull loops`,
+  );
+  const { best, attempts, noisy } = await quietest(config, once, (r) => noisePct(r.cpu));
+  const { sample, cpu } = best;
+  const run: QueueRun = {
+    ...sample.placement,
+    targetRate: rate,
+    pullLoops: PULL_LOOPS,
+    sent: sample.sent,
+    delivered: sample.delivered,
+    achievedRate: Math.round((sample.sent / sample.spanS) * 10) / 10,
+    failedEnqueues: sample.failed,
+    redeliveries: sample.redeliveries,
+    deliveryMs: latencyStats(sample.deliveryMs),
+    enqueueAckMs: latencyStats(sample.enqueueAckMs),
+    deliveryAfterAckMs: latencyStats(sample.afterAckMs),
+    client: sample.client,
+    sendLagMs: latencyStats(sample.sendLagMs),
+    cpu,
+    attempts,
+    noisy,
+  };
+  say(
+    `  delivery ${fmt(run.deliveryMs)}; enqueue ack ${fmt(run.enqueueAckMs)}; ${run.delivered}/${run.sent} delivered` +
+      ` (leader ${run.leader}, connected to ${run.connectedTo}); delivery - ack p50 ${run.deliveryAfterAckMs.p50} ms;` +
+      ` fleet cpu ${cpu.serverPct}% (${perRoot(cpu, 1)}), other ${cpu.otherPct}%;` +
+      ` this process ${run.client.cpuPct}% cpu, event-loop delay p99 ${run.client.loopDelayMs.p99} ms`,
+  );
+  if (noisy) say(`  NOISY: ${noisy}`);
+  return run;
+}
+
 /**
  * The queue at `config.queueRate` for `config.queueSeconds` on a 3-replica
  * stream (measured again while noisy, as the matrix's pairs), the same on a
@@ -424,56 +504,15 @@ export async function queueLatency(
   const warnings: string[] = [];
   const tag = `${process.pid}${Date.now().toString(36)}`.toUpperCase();
   let attemptNo = 0;
+  const nextTag = () => `${tag}${attemptNo++}`;
   try {
     const queue: QueueRun[] = [];
     for (const replicas of [3, 1] as const) {
-      const once = async () => {
-        const watch = watchCpu(fleet);
-        const sample = await queueRunOnce(nc, `${tag}${attemptNo++}`, replicas, rate, seconds, warnings);
-        return { sample, cpu: watch.stop() };
-      };
-      say(
-        `\nqueue latency: ${rate} messages/s for ${seconds} s, ${replicas} replica(s), ${PULL_LOOPS} pull loops`,
-      );
-      const { best, attempts, noisy } = await quietest(config, once, (r) => noisePct(r.cpu));
-      const { sample, cpu } = best;
-      const run: QueueRun = {
-        ...sample.placement,
-        targetRate: rate,
-        pullLoops: PULL_LOOPS,
-        sent: sample.sent,
-        delivered: sample.delivered,
-        achievedRate: Math.round((sample.sent / sample.spanS) * 10) / 10,
-        failedEnqueues: sample.failed,
-        redeliveries: sample.redeliveries,
-        deliveryMs: latencyStats(sample.deliveryMs),
-        enqueueAckMs: latencyStats(sample.enqueueAckMs),
-        deliveryAfterAckMs: latencyStats(sample.afterAckMs),
-        client: sample.client,
-        sendLagMs: latencyStats(sample.sendLagMs),
-        cpu,
-        attempts,
-        noisy,
-      };
-      say(
-        `  delivery ${fmt(run.deliveryMs)}; enqueue ack ${fmt(run.enqueueAckMs)}; ${run.delivered}/${run.sent} delivered` +
-          ` (leader ${run.leader}, connected to ${run.connectedTo}); delivery - ack p50 ${run.deliveryAfterAckMs.p50} ms;` +
-          ` fleet cpu ${cpu.serverPct}% (${perRoot(cpu, 1)}), other ${cpu.otherPct}%;` +
-          ` this process ${run.client.cpuPct}% cpu, event-loop delay p99 ${run.client.loopDelayMs.p99} ms`,
-      );
-      if (noisy) say(`  NOISY: ${noisy}`);
-      queue.push(run);
+      queue.push(await measuredQueueRun({ config, nc, fleet, warnings, nextTag }, replicas));
     }
     const publish: PublishRun[] = [];
     for (const replicas of [3, 1] as const) {
-      const run = await publishRun(
-        nc,
-        `${tag}${attemptNo++}`,
-        replicas,
-        rate,
-        Math.max(3, seconds / 2),
-        fleet,
-      );
+      const run = await publishRun(nc, nextTag(), replicas, rate, Math.max(3, seconds / 2), fleet);
       say(
         `plain js.publish, ${replicas} replica(s): ack ${fmt(run.ackMs)} (leader ${run.leader});` +
           ` fleet cpu ${run.cpu.serverPct}% (${perRoot(run.cpu, 1)}), other ${run.cpu.otherPct}%; this process ${run.client.cpuPct}%`,

@@ -3,7 +3,7 @@ import type { AuthResult } from "./auth-phase.js";
 import type { ComparisonResult } from "./comparison.js";
 import type { FleetResult } from "./fleet-phase.js";
 import type { MeteringResult } from "./metering-phase.js";
-import type { LatencyStats } from "./queue-latency.js";
+import type { LatencyStats, PublishRun, QueueLatencyResult, QueueRun } from "./queue-latency.js";
 import type { SamplingResult } from "./sampling-phase.js";
 import { render } from "./table.js";
 import {
@@ -364,13 +364,9 @@ function fleetRssRow(p: Pair): string[] {
 
 const lat = (s: LatencyStats) => [s.p50, s.p90, s.p99, s.max].map((v) => `${v} ms`);
 
-/** The fleet against the ceiling, where its CPU and memory go, and the job queue's own latency. */
-export function fleetReport(result: FleetResult): string {
-  const { fleet, pairs, queueLatency: q } = result;
-  const idle = fleet.idle.cpu;
-  const idleRoles = byRole(idle.perRootPct);
-  const layout = `${fleet.layout.apiNodes} API, ${fleet.layout.workerNodes} worker (${fleet.layout.workersPerNode} worker process each), ${fleet.layout.controlNodes} control node(s), 3 NATS, PostgreSQL, HAProxy`;
-  const queueRows = q.queue.map((r) => [
+/** One row of the queue table: JetStreamJobQueue at one replication. */
+function queueRow(r: QueueRun): string[] {
+  return [
     `queue R${r.replicas}`,
     `${r.leader ?? "?"}/${r.connectedTo ?? "?"}`,
     `${r.achievedRate}/s`,
@@ -389,8 +385,12 @@ export function fleetReport(result: FleetResult): string {
       ...(r.redeliveries ? [`${r.redeliveries} redeliveries`] : []),
       ...(r.noisy ? [`NOISY: ${r.noisy}`] : []),
     ].join("; "),
-  ]);
-  const publishRows = q.publish.map((r) => [
+  ];
+}
+
+/** One row of the queue table: a plain publish's ack round trip, no consumer. */
+function publishRow(r: PublishRun): string[] {
+  return [
     `js.publish R${r.replicas}`,
     `${r.leader ?? "?"}/${r.connectedTo ?? "?"}`,
     `${r.targetRate}/s`,
@@ -408,7 +408,61 @@ export function fleetReport(result: FleetResult): string {
     `${r.client.loopDelayMs.p99} ms`,
     "",
     [...(r.failed ? [`${r.failed} failed`] : []), ...(r.noisy ? [`NOISY: ${r.noisy}`] : [])].join("; "),
-  ]);
+  ];
+}
+
+const QUEUE_COLUMNS = [
+  "what",
+  "leader/conn",
+  "rate",
+  "delivered",
+  "p50",
+  "p90",
+  "p99",
+  "max",
+  "ack p50",
+  "ack p99",
+  "dlv-ack p50",
+  "fleet cpu",
+  "nats cpu",
+  "client cpu",
+  "client loop p99",
+  "send lag p99",
+  "note",
+];
+
+const FLEET_CPU_COLUMNS = [
+  "workload",
+  "conc",
+  "ceil ms/req",
+  "fleet ms/req",
+  ...CPU_ROLES,
+  "machine busy",
+  "workers busy",
+  "queue p50",
+  "process p50",
+  "other p50",
+];
+
+/** The job queue's own latency on the fleet's NATS, with what it costs. */
+function queueSection(q: QueueLatencyResult): string[] {
+  return [
+    `queue: JetStreamJobQueue on the fleet's NATS ${q.natsVersion ?? "?"}, ${q.rate} messages/s for ${q.seconds} s (after ${q.warmupSeconds} s not counted),`,
+    `the fleet idle; delivery = enqueue() called to pull() returning it, one clock (targets, R3: p50 < ${QUEUE_P50_MAX_MS} ms, p99 < ${QUEUE_P99_MAX_MS} ms);`,
+    "ack = enqueue() to the stream's ack; dlv-ack = delivery minus that ack, per message; client = this harness (publisher and",
+    "pull loops, one Node process): its CPU, event-loop delay and how late its timer sent; R1 (1 replica) shows what Raft",
+    "replication costs; js.publish is a plain publish's ack round trip at the same rate, no consumer",
+    render(QUEUE_COLUMNS, [...q.queue.map(queueRow), ...q.publish.map(publishRow)]),
+    ...(q.warnings.length > 0 ? [`queue warnings: ${q.warnings.slice(0, 5).join(" | ")}`] : []),
+  ];
+}
+
+/** The fleet against the ceiling, where its CPU and memory go, and the job queue's own latency. */
+export function fleetReport(result: FleetResult): string {
+  const { fleet, pairs } = result;
+  const idle = fleet.idle.cpu;
+  const idleRoles = byRole(idle.perRootPct);
+  const layout = `${fleet.layout.apiNodes} API, ${fleet.layout.workerNodes} worker (${fleet.layout.workersPerNode} worker process each), ${fleet.layout.controlNodes} control node(s), 3 NATS, PostgreSQL, HAProxy`;
   return [
     `fleet: ${layout}; ${[...new Set(pairs.map((p) => p.workload))].join(" and ")} through HAProxy with an API key,`,
     `against the ceiling (target fleet/ceiling >= ${FLEET_RATIO_MIN.toFixed(2)}); p50/p99 are autocannon's.`,
@@ -417,51 +471,10 @@ export function fleetReport(result: FleetResult): string {
     render(FLEET_COLUMNS, pairs.map(fleetRow)),
     "fleet: CPU ms per successful response (all cores), by role (each node with its workers); busy = the whole machine;",
     "workers busy, queue, process and other (HTTP, data path, IPC) p50 from the API nodes' request logs",
-    render(
-      [
-        "workload",
-        "conc",
-        "ceil ms/req",
-        "fleet ms/req",
-        ...CPU_ROLES,
-        "machine busy",
-        "workers busy",
-        "queue p50",
-        "process p50",
-        "other p50",
-      ],
-      pairs.map(fleetCpuRow),
-    ),
+    render(FLEET_CPU_COLUMNS, pairs.map(fleetCpuRow)),
     "fleet: RSS MB at the peak sample, by role; PSS (shared pages split between the processes using them) of all as the run ended",
     render(["workload", "conc", "fleet MB", "processes", ...FLEET_ROLES, "PSS MB"], pairs.map(fleetRssRow)),
-    `queue: JetStreamJobQueue on the fleet's NATS ${q.natsVersion ?? "?"}, ${q.rate} messages/s for ${q.seconds} s (after ${q.warmupSeconds} s not counted),`,
-    `the fleet idle; delivery = enqueue() called to pull() returning it, one clock (targets, R3: p50 < ${QUEUE_P50_MAX_MS} ms, p99 < ${QUEUE_P99_MAX_MS} ms);`,
-    "ack = enqueue() to the stream's ack; dlv-ack = delivery minus that ack, per message; client = this harness (publisher and",
-    "pull loops, one Node process): its CPU, event-loop delay and how late its timer sent; R1 (1 replica) shows what Raft",
-    "replication costs; js.publish is a plain publish's ack round trip at the same rate, no consumer",
-    render(
-      [
-        "what",
-        "leader/conn",
-        "rate",
-        "delivered",
-        "p50",
-        "p90",
-        "p99",
-        "max",
-        "ack p50",
-        "ack p99",
-        "dlv-ack p50",
-        "fleet cpu",
-        "nats cpu",
-        "client cpu",
-        "client loop p99",
-        "send lag p99",
-        "note",
-      ],
-      [...queueRows, ...publishRows],
-    ),
-    ...(q.warnings.length > 0 ? [`queue warnings: ${q.warnings.slice(0, 5).join(" | ")}`] : []),
+    ...queueSection(result.queueLatency),
   ].join("\n");
 }
 
