@@ -1,4 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
+import type { ApiKey, AuditEntry, Tenant } from "../../src/contract/admin.js";
+import type { Page } from "../../src/contract/common.js";
 import { startNode, useNode } from "../helpers/node.js";
 
 interface Problem {
@@ -9,49 +11,8 @@ interface Problem {
   [extra: string]: unknown;
 }
 
-interface Tenant {
-  id: string;
-  name: string;
-  status: "active" | "suspended" | "deleted";
-  ratePerSecond: number;
-  burst: number;
-  maxInFlight: number;
-  maxInputBytes: number | null;
-  outputFormats: string[] | null;
-  createdAt: string;
-  updatedAt: string;
-  deletedAt: string | null;
-}
-
-interface Key {
-  id: string;
-  tenantId: string | null;
-  name: string;
-  scopes: string[];
-  createdAt: string;
-  expiresAt: string | null;
-  revokedAt: string | null;
-  replacedBy: string | null;
-  createdBy: string;
-  secret?: string;
-}
-
-interface AuditEntry {
-  id: string;
-  at: string;
-  actor: string;
-  sourceIp: string | null;
-  requestId: string | null;
-  action: string;
-  target: string | null;
-  tenantId: string | null;
-  details: Record<string, unknown>;
-}
-
-interface Page<T> {
-  items: T[];
-  next: string | null;
-}
+/** The contract's answers; a key as issued also carries its secret. */
+type Key = ApiKey & { secret?: string };
 
 const TENANT_ID = /^ten_[0-9a-z]{26}$/;
 const KEY_ID = /^key_[0-9a-z]{26}$/;
