@@ -185,56 +185,21 @@ export async function startBenchFleet(
     },
   });
   try {
-    starting = startDevFleet({
-      stateDir,
-      entry: [...nodeFlags(), IMGFLEET_ENTRY],
-      cwd: PROJECT_ROOT,
-      ...FLEET_LAYOUT,
-      env,
-      signal: abort.signal,
-    });
-    const started = performance.now();
+    starting = launchFleet(stateDir, env, abort.signal);
     handle = await starting;
     const fleet = handle;
-    say(
-      `fleet up in ${((performance.now() - started) / 1000).toFixed(1)} s at ${fleet.url} (state ${stateDir})`,
-    );
-    if (!fleet.adminKey) throw new Error("fleet: the first API node printed no bootstrap admin key");
-    const adminKey = fleet.adminKey;
-    const tenant = await adminPost(fleet, adminKey, "/tenants", { name: "bench", ...UNBOUNDED_TENANT }, "id");
-    const secret = await adminPost(
-      fleet,
-      adminKey,
-      `/tenants/${tenant}/keys`,
-      { name: "bench", scopes: ["resize"] },
-      "secret",
-    );
-    const headers = { authorization: `Bearer ${secret}` };
+    const { adminKey, headers } = await provisionBenchTenant(fleet);
     const api = fleet.byRole("api");
     const first = workloads[0];
     if (first) await untilEveryNodeAccepts(api, headers, first.workload, first.file);
-    const processes = fleetProcesses(fleet);
     const usageNodes = [...api, ...fleet.byRole("control")].map((m) => ({
       name: "fleet" as const,
       url: m.url,
     }));
     tail = new LogTail(api.map((m) => m.logFile));
-    const logs = tail;
-    const base = {
-      name: "fleet" as const,
-      url: fleet.url,
-      pid: fleet.process("haproxy").pid(),
-      processes,
-      startupLines: [],
-      headers,
-      stdoutLines: () => logs.lines(),
-      onLine: (listener: (line: string) => void) => logs.onLine(listener),
-      stop,
-    };
-    for (const { workload, file } of workloads) {
-      await checkWorkload(base, workload, file);
-      for (const node of api) await checkWorkload({ ...base, name: "fleet", url: node.url }, workload, file);
-    }
+    const base = fleetServer(fleet, headers, tail, stop);
+    const { processes } = base;
+    await checkEveryWorkload(base, api, workloads);
     const idle = await measureIdle(processes);
     const quietTicks = idle.ticksPer250Ms.median + 3;
     say(
@@ -249,17 +214,7 @@ export async function startBenchFleet(
       server,
       handle: fleet,
       idle,
-      info: async () => ({
-        layout: FLEET_LAYOUT,
-        entry: IMGFLEET_ENTRY,
-        overrides: FLEET_OVERRIDES,
-        nodeEnv: env,
-        tenantLimits: UNBOUNDED_TENANT,
-        natsUrls: fleet.natsUrls,
-        processes: fleet.processes.map((p) => ({ name: p.name, role: p.role, pid: p.pid(), url: p.url })),
-        idle,
-        apiConfig: await apiConfig(api, adminKey),
-      }),
+      info: async () => fleetInfo(fleet, env, idle, await apiConfig(api, adminKey)),
       stop: async () => {
         await stop();
         untrack();
@@ -270,6 +225,95 @@ export async function startBenchFleet(
     untrack();
     throw error;
   }
+}
+
+/** Starts the dev fleet with the bench's layout and node settings; says how long it took. */
+async function launchFleet(
+  stateDir: string,
+  env: Record<string, string>,
+  signal: AbortSignal,
+): Promise<DevFleet> {
+  const started = performance.now();
+  const fleet = await startDevFleet({
+    stateDir,
+    entry: [...nodeFlags(), IMGFLEET_ENTRY],
+    cwd: PROJECT_ROOT,
+    ...FLEET_LAYOUT,
+    env,
+    signal,
+  });
+  say(
+    `fleet up in ${((performance.now() - started) / 1000).toFixed(1)} s at ${fleet.url} (state ${stateDir})`,
+  );
+  return fleet;
+}
+
+/** The fleet as one server to the measurements: HAProxy's URL, every fleet process, the API nodes' logs. */
+function fleetServer(
+  fleet: DevFleet,
+  headers: Record<string, string>,
+  logs: LogTail,
+  stop: () => Promise<void>,
+): RunningServer & { processes: ProcessSet } {
+  return {
+    name: "fleet" as const,
+    url: fleet.url,
+    pid: fleet.process("haproxy").pid(),
+    processes: fleetProcesses(fleet),
+    startupLines: [],
+    headers,
+    stdoutLines: () => logs.lines(),
+    onLine: (listener: (line: string) => void) => logs.onLine(listener),
+    stop,
+  };
+}
+
+/** A tenant without limits and an API key for it, made through the admin API with the bootstrap admin key. */
+async function provisionBenchTenant(
+  fleet: DevFleet,
+): Promise<{ adminKey: string; headers: Record<string, string> }> {
+  if (!fleet.adminKey) throw new Error("fleet: the first API node printed no bootstrap admin key");
+  const adminKey = fleet.adminKey;
+  const tenant = await adminPost(fleet, adminKey, "/tenants", { name: "bench", ...UNBOUNDED_TENANT }, "id");
+  const secret = await adminPost(
+    fleet,
+    adminKey,
+    `/tenants/${tenant}/keys`,
+    { name: "bench", scopes: ["resize"] },
+    "secret",
+  );
+  return { adminKey, headers: { authorization: `Bearer ${secret}` } };
+}
+
+/** Every workload answers right through HAProxy and on each API node directly. */
+async function checkEveryWorkload(
+  base: Parameters<typeof checkWorkload>[0],
+  api: FleetProcess[],
+  workloads: { workload: Workload; file: string }[],
+): Promise<void> {
+  for (const { workload, file } of workloads) {
+    await checkWorkload(base, workload, file);
+    for (const node of api) await checkWorkload({ ...base, name: "fleet", url: node.url }, workload, file);
+  }
+}
+
+function fleetInfo(
+  fleet: DevFleet,
+  nodeEnv: Record<string, string>,
+  idle: FleetIdle,
+  apiConfigs: Record<string, unknown>,
+): FleetInfo {
+  return {
+    layout: FLEET_LAYOUT,
+    entry: IMGFLEET_ENTRY,
+    overrides: FLEET_OVERRIDES,
+    nodeEnv,
+    tenantLimits: UNBOUNDED_TENANT,
+    natsUrls: fleet.natsUrls,
+    processes: fleet.processes.map((p) => ({ name: p.name, role: p.role, pid: p.pid(), url: p.url })),
+    idle,
+    apiConfig: apiConfigs,
+  };
 }
 
 /** Each process's share, largest first. */
