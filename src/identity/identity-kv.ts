@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { OUTPUT_FORMATS } from "../image/formats.js";
-import { checkWire, stamped, type WireRead } from "../wire/wire.js";
+import { checkWire, type SameKeys, stamped, type WireRead } from "../wire/wire.js";
 import { ADMIN_SCOPE, type KeyRecord, TENANT_SCOPES, TENANT_STATUSES, type TenantRecord } from "./model.js";
 
 /** How identity records are laid out in the KeyValue bucket, shared by the publisher and the data plane. */
@@ -42,6 +42,10 @@ const TenantRecordWire = z.strictObject({
   maxInputBytes: z.number().int().positive().nullable(),
   outputFormats: z.array(z.enum(OUTPUT_FORMATS)).nullable(),
 });
+
+const _keyKeys: SameKeys<KeyRecord, z.infer<typeof KeyRecordWire>> = true;
+const _tenantKeys: SameKeys<TenantRecord, z.infer<typeof TenantRecordWire>> = true;
+void [_keyKeys, _tenantKeys];
 
 /** A value of the identity bucket (version 1); its kind must match its key's prefix. */
 const PublishedValueWire = z.discriminatedUnion("kind", [

@@ -3,7 +3,7 @@ import { INPUT_FORMATS } from "../config/schema.js";
 import { OUTPUT_FORMATS } from "../image/formats.js";
 import { FITS, POSITION_ALIASES } from "../image/options.js";
 import type { ResizeSpec } from "../image/spec.js";
-import { checkWire, stamped, type WireOrigin, type WireRead } from "../wire/wire.js";
+import { checkWire, type SameKeys, stamped, type WireOrigin, type WireRead } from "../wire/wire.js";
 import type { JobMessage } from "./job-queue.js";
 
 const positive = z.number().finite().positive();
@@ -56,7 +56,9 @@ export const JobMessageWire = z.object({
 });
 // Compile-time check: what the schema yields is a JobMessage.
 const _fits: z.ZodType<JobMessage, z.input<typeof JobMessageWire>> = JobMessageWire;
-void _fits;
+const _specKeys: SameKeys<ResizeSpec, z.infer<typeof ResizeSpecWire>> = true;
+const _limitKeys: SameKeys<ResizeSpec["limits"], z.infer<typeof ResizeSpecWire>["limits"]> = true;
+void [_fits, _specKeys, _limitKeys];
 
 export function encodeJobMessage(message: JobMessage): string {
   return JSON.stringify(stamped(message));

@@ -11,8 +11,8 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypt
 import { z } from "zod";
 import { INTERNAL_PREFIX } from "../contract/paths.js";
 import { countWire as count, OutputInfoWire, WireProblemWire } from "../wire/shapes.js";
-import { checkWire, stamped, type WireRead } from "../wire/wire.js";
-import type { JobOutcome } from "./job-outcome.js";
+import { checkWire, type SameKeys, stamped, type WireRead } from "../wire/wire.js";
+import type { JobOutcome, WorkerTimings } from "./job-outcome.js";
 
 // ---- Paths ----------------------------------------------------------------------------------
 
@@ -137,6 +137,8 @@ function one(value: string | string[] | undefined): string | undefined {
  * fields it does not know: they can only describe the image further.
  */
 const WorkerTimingsWire = z.strictObject({ queueMs: count, fetchMs: count, processMs: count, cpuMs: count });
+const _timingKeys: SameKeys<WorkerTimings, z.infer<typeof WorkerTimingsWire>> = true;
+void _timingKeys;
 const OutcomeMetaWire = z.discriminatedUnion("ok", [
   z.object({ ok: z.literal(true), info: OutputInfoWire, timings: WorkerTimingsWire }),
   z.object({ ok: z.literal(false), problem: WireProblemWire, timings: WorkerTimingsWire }),

@@ -5,6 +5,7 @@
  */
 
 import { z } from "zod";
+import type { SameKeys } from "../wire/wire.js";
 
 /** The tenant of requests served with `auth.mode: none`. */
 export const ANONYMOUS_TENANT = "anonymous";
@@ -80,7 +81,7 @@ const count = z.number().finite().nonnegative();
  * batch. Unknown fields are kept (`loose`): records are archived whole, and
  * nothing is summed from a field this version does not know.
  */
-export const MeterRecordSchema = z.looseObject({
+const meterRecordShape = {
   id: z.string().min(1),
   tenant: z.string().min(1),
   key: z.string().nullable(),
@@ -96,10 +97,13 @@ export const MeterRecordSchema = z.looseObject({
   queueMs: count,
   processMs: count,
   cpuMs: count,
-});
+};
+export const MeterRecordSchema = z.looseObject(meterRecordShape);
 // Compile-time check that the schema and the interface describe the same record.
 const _recordFits: z.ZodType<MeterRecord, z.input<typeof MeterRecordSchema>> = MeterRecordSchema;
-void _recordFits;
+// Every billed field is checked by the meter: the schema lists exactly the record's fields.
+const _recordKeys: SameKeys<MeterRecord, typeof meterRecordShape> = true;
+void [_recordFits, _recordKeys];
 
 /** The sums one group of records adds to the rollups. */
 export interface UsageCounters {

@@ -1,6 +1,6 @@
 import { z } from "zod";
-import { checkWire, stamped, type WireOrigin, type WireRead } from "../wire/wire.js";
-import { MeterRecordSchema, OPERATIONS, type UsageBatch } from "./model.js";
+import { checkWire, type SameKeys, stamped, type WireOrigin, type WireRead } from "../wire/wire.js";
+import { MeterRecordSchema, OPERATIONS, type UsageBatch, type UsageGroup } from "./model.js";
 
 const count = z.number().finite().nonnegative();
 
@@ -34,7 +34,8 @@ export const UsageBatchWire = z.object({
   records: z.array(MeterRecordSchema),
 });
 const _fits: z.ZodType<UsageBatch, z.input<typeof UsageBatchWire>> = UsageBatchWire;
-void _fits;
+const _groupKeys: SameKeys<UsageGroup, z.infer<typeof UsageGroupWire>> = true;
+void [_fits, _groupKeys];
 
 export function encodeUsageBatch(batch: UsageBatch): string {
   return JSON.stringify(stamped(batch));

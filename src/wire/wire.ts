@@ -145,6 +145,16 @@ export function readWire<S extends z.ZodType>(
   return null;
 }
 
+/**
+ * `true` only when A and B have the same keys. Strict schemas refuse fields
+ * they do not list, so each is checked against its interface with this: a
+ * field added to the interface and forgotten in the schema fails to compile
+ * instead of making every message that carries it a refused one.
+ */
+export type SameKeys<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never]
+  ? true
+  : false;
+
 /** The value as written to the network: `v` first, then its fields. */
 export function stamped<T extends object>(value: T): T & { v: typeof WIRE_VERSION } {
   return { v: WIRE_VERSION, ...value };
