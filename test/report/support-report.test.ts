@@ -167,7 +167,9 @@ describe("GET /admin/v1/report", () => {
     expect(report).toContain(`| Node.js | ${process.version} |`);
     expect(report).toContain(`| libvips | ${sharp.versions.vips} |`);
     expect(report).toMatch(/\| nats-server \| not used \(embedded\) \|/);
-    expect(report).toMatch(/\| database \(pglite\) \| PostgreSQL \d+/);
+    expect(report).toMatch(
+      /\| database \(pglite\) \| PGlite \d+\.\d+\.\d+ \(PostgreSQL \d+\.\d+ in WebAssembly\), embedded in \S+/,
+    );
     const nodeId = running.node.adapters.nodeId;
     expect(report).toMatch(
       new RegExp(`\\| ${nodeId} \\| api,worker,control \\| ${VERSION.replace(/\./g, "\\.")} \\|`),
