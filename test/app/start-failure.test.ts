@@ -75,9 +75,8 @@ describe("a node whose start fails part-way", () => {
       const dataDir = tempDataDir();
       const port = await occupiedPort();
       const run = await startThatFails(dataDir, { server: { host: "127.0.0.1", port } });
-      expect(run.stderr).toBe("");
       const [created, failed] = run.events;
-      expect(created?.event).toBe("created");
+      expect(created?.event, run.stderr).toBe("created");
       expect(created?.workerPids).toHaveLength(1);
       expect(failed).toMatchObject({ event: "failed", code: "EADDRINUSE" });
       // The process ended by itself: no listener, timer, socket or child process held it.
@@ -104,7 +103,7 @@ describe("a node whose start fails part-way", () => {
             clusterSecret: "a".repeat(32),
           },
         });
-        expect(run.events).toEqual([expect.objectContaining({ event: "failed" })]);
+        expect(run.events, run.stderr).toEqual([expect.objectContaining({ event: "failed" })]);
         expect(run.events[0]?.message).toMatch(/nats|connect|ECONNREFUSED/i);
         // An open pg pool or NATS reconnect timer would keep the process alive until it is killed.
         expect(run.code).toBe(0);
