@@ -325,6 +325,20 @@ describe.skipIf(!hasChromium)("the web console in Chromium", { timeout: 120_000 
     await letter.waitFor();
     expect(await letter.textContent()).toMatch(/worker-crashed.*3.*signal SIGSEGV/);
     await expect.poll(() => page.locator(".grid.nodes .chart canvas").count(), { timeout: 10_000 }).toBe(1);
+    // The last resize was over ten seconds ago (the alert test waited for its alert): the node's p99
+    // is not current, and the card and the sentences above it say how old it is, with the same value.
+    const card = page.locator(".grid.nodes .card.series");
+    const shown = (await card.locator(".value").textContent()) ?? "";
+    expect(shown).toMatch(/^[\d.]+ ms · \d+ (s|min) ago$/);
+    const value = shown.split(" · ")[0] ?? "";
+    expect(await card.locator(".sentence").textContent()).toMatch(
+      new RegExp(`^p99 latency was ${value} \\d+ (s|min) ago; no sample since$`),
+    );
+    const fleetSentence = (await page.getByTestId("fleet-sentence").textContent()) ?? "";
+    if (!fleetSentence.startsWith(`p99 latency is ${value};`))
+      expect(fleetSentence).toMatch(
+        new RegExp(`^p99 latency: no sample in the last 30 s; the last, ${value} on `),
+      );
     await shot("fleet");
 
     await nav("Settings");
