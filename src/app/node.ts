@@ -414,7 +414,9 @@ function nodeHandle(base: NodeBase, services: Services, api: FastifyInstance): I
 
 async function listen(base: NodeBase, api: FastifyInstance, discovery: Discovery): Promise<string> {
   const { config, adapters, roles, parts, state, logger } = base;
-  await api.listen({ host: config.server.host, port: config.server.port });
+  await api.listen({ host: config.server.host, port: config.server.port }).catch((error: unknown) => {
+    throw explainListenError(error, config.server);
+  });
   const { port } = api.server.address() as AddressInfo;
   const host = config.server.host.includes(":") ? `[${config.server.host}]` : config.server.host;
   const url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`;
@@ -425,6 +427,20 @@ async function listen(base: NodeBase, api: FastifyInstance, discovery: Discovery
     `imgfleet listening on ${url} (${[...roles].join(", ")}${adapters.fleet ? ", fleet" : ", embedded"})`,
   );
   return url;
+}
+
+/** A port in use or not ours to take, said with what to do about it; the error's code is kept. */
+function explainListenError(error: unknown, server: { host: string; port: number }): unknown {
+  const { code } = error as NodeJS.ErrnoException;
+  const where = `${server.host}:${server.port}`;
+  const advice =
+    code === "EADDRINUSE"
+      ? `${where} is already in use by another process (another imgfleet?): stop it, or choose another port with --port or server.port`
+      : code === "EACCES"
+        ? `this process may not listen on ${where} (ports below 1024 need privileges): choose another port with --port or server.port`
+        : null;
+  if (!advice) return error;
+  return Object.assign(new Error(advice, { cause: error }), { code });
 }
 
 /**

@@ -79,6 +79,8 @@ describe("a node whose start fails part-way", () => {
       expect(created?.event, run.stderr).toBe("created");
       expect(created?.workerPids).toHaveLength(1);
       expect(failed).toMatchObject({ event: "failed", code: "EADDRINUSE" });
+      // Said with the address and what to do.
+      expect(failed?.message).toMatch(new RegExp(`127\\.0\\.0\\.1:${port} is already in use .*--port`));
       // The process ended by itself: no listener, timer, socket or child process held it.
       expect(run.code).toBe(0);
       for (const pid of created?.workerPids ?? []) expect(isAlive(pid)).toBe(false);
