@@ -32,7 +32,7 @@ interface InFlight {
 }
 
 export function resizeRoutes(app: FastifyInstance, deps: ResizeRouteDeps) {
-  const { service, metrics, authenticator, maxInputBytes, meter } = deps;
+  const { service, metrics, maxInputBytes, meter } = deps;
   installMetering(app, meter, deps.anonymous);
   app.addContentTypeParser(
     RAW_BODY_TYPES,
@@ -52,27 +52,7 @@ export function resizeRoutes(app: FastifyInstance, deps: ResizeRouteDeps) {
     `${PUBLIC_PREFIX}/resize`,
     {
       bodyLimit: maxInputBytes,
-      // Authentication and admission run before the body is read: a refused upload costs nothing.
-      onRequest: async (request, reply) => {
-        const authStarted = nowMs();
-        const principal = authenticate(authenticator, request, reply);
-        const authMs = nowMs() - authStarted;
-        reply.headers(principal.headers);
-        if (principal.tenant) {
-          Object.assign(reply.imgfleet, { tenant: principal.tenant, key: principal.keyId });
-          billTo(request, { tenant: principal.tenant, key: principal.keyId });
-        }
-        const stagingKey = randomUUID();
-        try {
-          meter?.admit();
-          service.admit(stagingKey, declaredLength(request), principal.policy);
-        } catch (error) {
-          principal.release();
-          reply.header("connection", "close");
-          throw error;
-        }
-        admitted.set(request, { principal, authMs, stagingKey });
-      },
+      onRequest: admitter(deps, admitted),
       onResponse: release,
       onRequestAbort: release,
     },
@@ -108,6 +88,35 @@ export function resizeRoutes(app: FastifyInstance, deps: ResizeRouteDeps) {
       return sendResult(reply, result, metrics, entry.authMs);
     },
   );
+}
+
+/**
+ * Authentication and admission, before the body is read: a refused upload
+ * costs nothing. An admitted request's caller and staging reservation are kept
+ * in `admitted` until the request ends.
+ */
+function admitter(deps: ResizeRouteDeps, admitted: WeakMap<FastifyRequest, InFlight>) {
+  const { authenticator, service, meter } = deps;
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    const authStarted = nowMs();
+    const principal = authenticate(authenticator, request, reply);
+    const authMs = nowMs() - authStarted;
+    reply.headers(principal.headers);
+    if (principal.tenant) {
+      Object.assign(reply.imgfleet, { tenant: principal.tenant, key: principal.keyId });
+      billTo(request, { tenant: principal.tenant, key: principal.keyId });
+    }
+    const stagingKey = randomUUID();
+    try {
+      meter?.admit();
+      service.admit(stagingKey, declaredLength(request), principal.policy);
+    } catch (error) {
+      principal.release();
+      reply.header("connection", "close");
+      throw error;
+    }
+    admitted.set(request, { principal, authMs, stagingKey });
+  };
 }
 
 /** Authenticates; a refusal of a known caller (suspended, over its limits) still names it for the log and the meter. */

@@ -92,29 +92,8 @@ export function registerTenantCommands(program: Command): void {
       .addOption(new Option("--status <status>", "suspend or resume").choices(["active", "suspended"])),
   ).action(run(updateTenant));
 
-  connectionOptions(
-    tenants
-      .command("suspend")
-      .description("refuse the tenant's requests until resumed")
-      .argument("<id>", "tenant name or id"),
-  ).action(
-    run(async (id: string, flags: ConnectionFlags) => {
-      const client = clientFrom(flags);
-      showTenant(await client.suspendTenant(await tenantId(client, id)), flags, "suspended");
-    }),
-  );
-
-  connectionOptions(
-    tenants
-      .command("resume")
-      .description("serve a suspended tenant again")
-      .argument("<id>", "tenant name or id"),
-  ).action(
-    run(async (id: string, flags: ConnectionFlags) => {
-      const client = clientFrom(flags);
-      showTenant(await client.resumeTenant(await tenantId(client, id)), flags, "resumed");
-    }),
-  );
+  registerStatusCommand(tenants, "suspend", "refuse the tenant's requests until resumed", "suspended");
+  registerStatusCommand(tenants, "resume", "serve a suspended tenant again", "resumed");
 
   connectionOptions(
     tenants
@@ -124,6 +103,26 @@ export function registerTenantCommands(program: Command): void {
   )
     .option("-y, --yes", "do not ask for confirmation")
     .action(run(deleteTenant));
+}
+
+/** `tenants suspend` and `tenants resume`: the same shape, one admin call each. */
+function registerStatusCommand(
+  tenants: Command,
+  name: "suspend" | "resume",
+  description: string,
+  done: "suspended" | "resumed",
+): void {
+  connectionOptions(
+    tenants.command(name).description(description).argument("<id>", "tenant name or id"),
+  ).action(
+    run(async (id: string, flags: ConnectionFlags) => {
+      const client = clientFrom(flags);
+      const tenant = await tenantId(client, id);
+      const result =
+        name === "suspend" ? await client.suspendTenant(tenant) : await client.resumeTenant(tenant);
+      showTenant(result, flags, done);
+    }),
+  );
 }
 
 function limitOptions(command: Command): Command {
