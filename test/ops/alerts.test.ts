@@ -134,7 +134,9 @@ describe("alerts on a running node", () => {
     });
     const slow = await slowJob();
 
-    const burst = Array.from({ length: 5 }, () => n.post(`/v1/resize?${slow.query}`, slow.body));
+    // Ten jobs for two job slots: the oldest waits for about four jobs' time (seconds, ~0.6 s each on an
+    // idle machine), so several 1 s samples see it past the limit — five made it a race on a busy one.
+    const burst = Array.from({ length: 10 }, () => n.post(`/v1/resize?${slow.query}`, slow.body));
     const fired = await receiver.next(isAlert("alert.fired", "oldest-job-age"), 40_000);
     expect(verifiesWith(SECRET, fired)).toBe(true);
     const body = payload(fired);
