@@ -16,6 +16,7 @@ import {
   JsCode,
   jsErrorCode,
 } from "../nats/jetstream-errors.js";
+import { mapLimit } from "../util/map-limit.js";
 import {
   assertKvKey,
   isKvKey,
@@ -25,7 +26,7 @@ import {
   KvFullError,
   type KvWatch,
 } from "./key-value.js";
-import { type BucketRef, NatsWatch, type RawEntry, snapshot } from "./nats-kv-watch.js";
+import { type BucketRef, filterFor, NatsWatch, type RawEntry, snapshot } from "./nats-kv-watch.js";
 
 export interface NatsKeyValueOptions {
   /** Bucket name (letters, digits, - and _); the stream is `KV_<bucket>`. */
@@ -62,6 +63,8 @@ const DUPLICATE_WINDOW_MS = 10_000;
  * same message as the embedded adapter).
  */
 const HEADER_ALLOWANCE_BYTES = 512;
+/** `entries` reads keys from the leader this many at a time. */
+const ENTRY_READS_IN_FLIGHT = 16;
 
 /**
  * The fleet KeyValue adapter: a NATS KV bucket (a JetStream stream with
@@ -124,11 +127,21 @@ export class NatsKeyValue implements KeyValue {
     return { key, value: e.string(), revision: e.revision, updatedAt: e.created.getTime() };
   }
 
+  /**
+   * Asks the stream leader which keys have a message, then reads each one's
+   * latest value from the leader. A consumer's listing (as `keys` uses) can
+   * miss a key rewritten while it runs: the message it counted on is removed
+   * by the rewrite. Callers list small sets (nodes, flags), so N reads are cheap.
+   */
   async entries(prefix = ""): Promise<KvEntry[]> {
-    const all = await snapshot(this.ref, prefix, false);
-    return all
-      .filter(isLive)
-      .map(({ key, value, revision, updatedAt }) => ({ key, value, revision, updatedAt }));
+    const info = await this.ref.jsm.streams.info(this.ref.stream, {
+      subjects_filter: filterFor(this.ref, prefix),
+    });
+    const keys = Object.keys(info.state.subjects ?? {})
+      .map((subject) => subject.slice(this.ref.subjectPrefix.length))
+      .filter((key) => key.startsWith(prefix));
+    const read = await mapLimit(keys, ENTRY_READS_IN_FLIGHT, (key) => this.entry(key));
+    return read.filter((e): e is KvEntry => e !== null).sort((a, b) => a.revision - b.revision);
   }
 
   async keys(prefix = ""): Promise<string[]> {

@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { mapLimit } from "../util/map-limit.js";
 import { fleetValues, type NodeWindow, nodeValues, type Scrape, windowOf } from "./derive-series.js";
 import type { HistorySettings, HistoryStore } from "./history-store.js";
 import { parsePrometheusText } from "./prometheus-text.js";
@@ -186,15 +187,4 @@ export class Sampler {
 
 function pointsOf(node: string, at: number, values: Partial<Record<SeriesName, number>>): MetricPoint[] {
   return Object.entries(values).map(([series, value]) => ({ series: series as SeriesName, node, at, value }));
-}
-
-/** Runs `fn` over `items` with at most `limit` calls in flight; results in input order. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const lane = async () => {
-    for (let i = next++; i < items.length; i = next++) results[i] = await fn(items[i] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  return results;
 }

@@ -111,6 +111,25 @@ export function describeKeyValue(name: string, harness: KvHarness): void {
       expect((await kv.entries()).map((e) => e.key)).toEqual(["svc.a", "other", "svc.b"]);
     });
 
+    it("entries lists every key exactly once while its keys are being rewritten", async () => {
+      const keys = Array.from({ length: 8 }, (_, i) => `busy.k${i}`);
+      for (const key of keys) await kv.put(key, "0");
+      // Two writers rewrite the keys without pause, as discovery's nodes do, while listings run.
+      let writing = true;
+      const writer = async (offset: number) => {
+        for (let n = 1; writing; n++) await kv.put(keys[(n + offset) % keys.length] as string, String(n));
+      };
+      const writers = [writer(0), writer(3)];
+      try {
+        for (let round = 0; round < 20; round++) {
+          const listed = (await kv.entries("busy.")).map((e) => e.key);
+          expect(listed.slice().sort(), `round ${round}`).toEqual(keys);
+        }
+      } finally {
+        writing = false;
+        await Promise.all(writers);
+      }
+    });
     it("create writes only when the key has no live value", async () => {
       const rev = await kv.create("lease.agg", "node-1");
       expect(rev).toEqual(expect.any(Number));
