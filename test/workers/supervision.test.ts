@@ -100,7 +100,9 @@ describe("worker supervision", () => {
     const { node, post, metric } = await startNode({ queue: { deadlineMs: 400 } });
     const started: string[] = [];
     poolOf(node).on("job-start", ({ jobId }) => started.push(jobId));
-    const slow = post("/v1/resize?blur=100", await noiseImage(2500));
+    // ~1.4 s of blur on an idle core: over 3x the 400 ms deadline, so the second job (handed to the
+    // same worker, which runs one image at a time) expires before its turn even when the machine is idle.
+    const slow = post("/v1/resize?blur=100", await noiseImage(4000));
     await once(poolOf(node), "job-start");
     const waiting = await post("/v1/resize?w=50", await solidImage(200, 100));
     expect(waiting.status).toBe(504);
