@@ -68,13 +68,16 @@ function toSchema(schema: z.ZodType, io: "input" | "output", components: Compone
 
 /** `#/$defs/X` → `#/components/schemas/X`, everywhere in a schema. */
 function relink(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(relink);
+  return rewriteRefs(value, "#/$defs/", "#/components/schemas/");
+}
+
+/** Every `$ref` in `value` with its prefix `from` replaced by `to` (a schema moved to another place). */
+export function rewriteRefs(value: unknown, from: string, to: string): unknown {
+  if (Array.isArray(value)) return value.map((v) => rewriteRefs(v, from, to));
   if (typeof value !== "object" || value === null) return value;
   return Object.fromEntries(
     Object.entries(value).map(([k, v]) =>
-      k === "$ref" && typeof v === "string"
-        ? [k, v.replace("#/$defs/", "#/components/schemas/")]
-        : [k, relink(v)],
+      k === "$ref" && typeof v === "string" ? [k, v.replace(from, to)] : [k, rewriteRefs(v, from, to)],
     ),
   );
 }

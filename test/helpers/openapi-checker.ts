@@ -1,5 +1,6 @@
 import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
+import { rewriteRefs } from "../../src/contract/openapi.js";
 
 type Json = Record<string, unknown>;
 
@@ -32,15 +33,7 @@ const DOC_ID = "urn:imgfleet:openapi";
 
 /** `#/components/schemas/X` → the same schema under the checker's own id, everywhere in `value`. */
 function relink(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(relink);
-  if (typeof value !== "object" || value === null) return value;
-  return Object.fromEntries(
-    Object.entries(value).map(([k, v]) =>
-      k === "$ref" && typeof v === "string"
-        ? [k, v.replace("#/components/schemas/", `${DOC_ID}#/$defs/`)]
-        : [k, relink(v)],
-    ),
-  );
+  return rewriteRefs(value, "#/components/schemas/", `${DOC_ID}#/$defs/`);
 }
 
 /** Whether a response's media type is one the document lists (`image/*` and `*\/*` ranges included). */
