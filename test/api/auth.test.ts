@@ -67,11 +67,17 @@ describe("API key enforcement on /v1", () => {
     expect(res.status).toBe(201);
     return (await res.json()) as IssuedKey;
   };
-  const resize = async (headers: Record<string, string>, query = "w=20", body?: Buffer) =>
+  const resize = async (
+    headers: Record<string, string>,
+    query = "w=20",
+    body?: Buffer,
+    signal?: AbortSignal,
+  ) =>
     fetch(`${node().url}/v1/resize?${query}`, {
       method: "POST",
       body: body ?? image,
       headers: { "content-type": "image/jpeg", ...headers },
+      ...(signal ? { signal } : {}),
     });
   const formats = (headers: Record<string, string>) => fetch(`${node().url}/v1/formats`, { headers });
   const busyWorkers = async () => {
@@ -283,6 +289,21 @@ describe("API key enforcement on /v1", () => {
       // Streamed without Content-Length: refused after reading, by the upload check.
       for (let i = 0; i < 2; i++) expect((await streamed(node().url, key, big)).status).toBe(413);
       expect((await resize(bearer(key))).status).toBe(200);
+    });
+    it("gives back the in-flight slot of a client that leaves after its upload, once its job ends", async () => {
+      const { key } = await tenantWithKey({ maxInFlight: 2 });
+      const image = await noiseImage(1500);
+      // Two clients send the whole upload, then leave while their job runs (as `curl -m` does).
+      for (let i = 0; i < 2; i++) {
+        const leaving = new AbortController();
+        const sent = resize(bearer(key), "blur=60", image, leaving.signal).catch((e: Error) => e);
+        await vi.waitFor(async () => expect(await busyWorkers()).toBeGreaterThan(0), { timeout: 10_000 });
+        leaving.abort();
+        expect(await sent).toBeInstanceOf(Error);
+      }
+      // Their slots come back when the jobs end, not at a restart.
+      await vi.waitFor(async () => expect(await busyWorkers()).toBe(0), { timeout: 30_000 });
+      await vi.waitFor(async () => expect((await resize(bearer(key))).status).toBe(200), { timeout: 15_000 });
     });
   });
 

@@ -32,18 +32,21 @@ interface InFlight {
 }
 
 export function resizeRoutes(app: FastifyInstance, deps: ResizeRouteDeps) {
-  const { service, metrics, maxInputBytes, meter } = deps;
+  const { service, maxInputBytes, meter } = deps;
   installMetering(app, meter, deps.anonymous);
   app.addContentTypeParser(
     RAW_BODY_TYPES,
     { parseAs: "buffer", bodyLimit: maxInputBytes },
     (_req, body, done) => done(null, body),
   );
-  // Each admitted request's caller and staging reservation; the reservation is released however the request ends.
+  // Each admitted request's caller and staging reservation, released once however the request ends:
+  // by the handler when its work is over (a client that left after its upload fires neither hook
+  // below), or by the hooks when the handler never ran (refused or abandoned upload).
   const admitted = new WeakMap<FastifyRequest, InFlight>();
   const release = async (request: FastifyRequest) => {
     const entry = admitted.get(request);
     if (!entry) return;
+    admitted.delete(request);
     service.release(entry.stagingKey);
     entry.principal.release();
   };
@@ -57,37 +60,51 @@ export function resizeRoutes(app: FastifyInstance, deps: ResizeRouteDeps) {
       onRequestAbort: release,
     },
     async (request, reply) => {
-      const entry = admitted.get(request) as InFlight;
-      const input = await readUpload(request, effectiveMaxInputBytes(entry.principal.policy, maxInputBytes));
-      metrics.inputBytes.inc(input.length);
-      reply.imgfleet.inBytes = input.length;
-      billInput(request, input.length);
-      const closed = new AbortController();
-      // The response closing before it finished means the client went away.
-      reply.raw.once("close", () => {
-        if (!reply.raw.writableFinished) closed.abort();
-      });
-      // Once the worker has answered (or the client has gone) the staged bytes are no longer needed.
-      const result = await service
-        .resize({
-          input,
-          stagingKey: entry.stagingKey,
-          query: request.query as Record<string, string | string[] | undefined>,
-          accept: request.headers.accept,
-          ifNoneMatch: request.headers["if-none-match"],
-          signal: closed.signal,
-          tenant: entry.principal.tenant,
-          policy: entry.principal.policy,
-        })
-        .catch((error: unknown) => {
-          if (error instanceof WorkerProblemError) billWork(request, error.work);
-          throw error;
-        })
-        .finally(() => service.release(entry.stagingKey));
-      billWork(request, result.work);
-      return sendResult(reply, result, metrics, entry.authMs);
+      try {
+        return await serveResize(request, reply, admitted.get(request) as InFlight, deps);
+      } finally {
+        await release(request);
+      }
     },
   );
+}
+
+/** Reads the upload, resizes it through the queue and answers with the image. */
+async function serveResize(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  entry: InFlight,
+  deps: ResizeRouteDeps,
+) {
+  const { service, metrics, maxInputBytes } = deps;
+  const input = await readUpload(request, effectiveMaxInputBytes(entry.principal.policy, maxInputBytes));
+  metrics.inputBytes.inc(input.length);
+  reply.imgfleet.inBytes = input.length;
+  billInput(request, input.length);
+  const closed = new AbortController();
+  // The response closing before it finished means the client went away.
+  reply.raw.once("close", () => {
+    if (!reply.raw.writableFinished) closed.abort();
+  });
+  // Once the worker has answered (or the client has gone) the staged bytes are no longer needed.
+  const result = await service
+    .resize({
+      input,
+      stagingKey: entry.stagingKey,
+      query: request.query as Record<string, string | string[] | undefined>,
+      accept: request.headers.accept,
+      ifNoneMatch: request.headers["if-none-match"],
+      signal: closed.signal,
+      tenant: entry.principal.tenant,
+      policy: entry.principal.policy,
+    })
+    .catch((error: unknown) => {
+      if (error instanceof WorkerProblemError) billWork(request, error.work);
+      throw error;
+    })
+    .finally(() => service.release(entry.stagingKey));
+  billWork(request, result.work);
+  return sendResult(reply, result, metrics, entry.authMs);
 }
 
 /**
