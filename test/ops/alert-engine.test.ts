@@ -242,4 +242,19 @@ describe("built-in rules on synthetic history", () => {
       "20% of the 1350 resize requests on api-1 were answered 5xx over the last 2 min (limit 5%)",
     );
   });
+
+  it("oldest-job-age never shows a figure rounded down onto its limit", async () => {
+    const { engine, history } = await setup({ config: { ops: { alerts: { oldestJobAgeMaxS: 1 } } } });
+    await history.write([
+      { series: "queue_oldest_age", node: "api-1", at: T0, value: 1.04 },
+      { series: "queue_depth", node: "api-1", at: T0, value: 7 },
+    ]);
+    const { fired } = await engine.evaluate();
+    expect(fired.map((a) => [a.rule, a.subject, a.figures.oldestJobAgeS])).toEqual([
+      ["oldest-job-age", "api-1", 1.1],
+    ]);
+    expect(fired[0]?.summary).toBe(
+      "the oldest job waiting for a worker on api-1 has waited 1.1 s (limit 1 s); 7 jobs are queued",
+    );
+  });
 });

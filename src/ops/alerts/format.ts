@@ -51,3 +51,13 @@ export function round(value: number, digits = 3): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
 }
+
+/**
+ * A figure that passed its limit, rounded for people but never down onto the limit:
+ * "waited 1 s (limit 1 s)" would read as no reason to alert. Rounding up keeps it past.
+ */
+export function pastLimit(value: number, limit: number, digits: number): number {
+  if (value <= limit) return round(value, digits);
+  const f = 10 ** digits;
+  return Math.ceil(value * f) / f;
+}

@@ -1,5 +1,5 @@
 import { FLEET_NODE } from "../series.js";
-import { bytes, percent, round, seconds } from "./format.js";
+import { bytes, pastLimit, percent, round, seconds } from "./format.js";
 import type { Finding } from "./model.js";
 import { coversWindow, finding, freshMs, type Rule, type RuleContext } from "./rule.js";
 
@@ -38,7 +38,7 @@ const errorRate: Rule = {
         failed += served * p.value;
       }
       if (failed < MIN_FAILED_REQUESTS || requests === 0) continue;
-      const share = failed / requests;
+      const share = pastLimit(failed / requests, errorRateMax, 4);
       if (share <= errorRateMax) continue;
       findings.push(
         finding(
@@ -46,7 +46,7 @@ const errorRate: Rule = {
           node,
           `${percent(share)} of the ${Math.round(requests)} resize requests on ${node} were answered 5xx over the last ${errorRateMinutes} min (limit ${percent(errorRateMax)})`,
           {
-            errorRate: round(share, 4),
+            errorRate: share,
             requests: Math.round(requests),
             limit: errorRateMax,
             minutes: errorRateMinutes,
@@ -69,7 +69,8 @@ const oldestJobAge: Rule = {
     const ages = await queueValues(ctx, "queue_oldest_age");
     const depths = await ctx.history.latest("queue_depth", freshMs(ctx));
     const findings: Finding[] = [];
-    for (const [subject, { node, value: ageS }] of ages) {
+    for (const [subject, { node, value }] of ages) {
+      const ageS = pastLimit(value, limitS, 1);
       if (ageS <= limitS) continue;
       const depth = depths.get(node)?.value;
       const queued = depth === undefined ? "" : `; ${Math.round(depth)} jobs are queued`;
@@ -78,7 +79,7 @@ const oldestJobAge: Rule = {
           this,
           subject,
           `the oldest job waiting for a worker${where(subject)} has waited ${seconds(ageS)} (limit ${seconds(limitS)})${queued}`,
-          { oldestJobAgeS: round(ageS, 1), limitS, queueDepth: depth ?? null },
+          { oldestJobAgeS: ageS, limitS, queueDepth: depth ?? null },
         ),
       );
     }
@@ -97,7 +98,8 @@ const spoolBacklog: Rule = {
     const ages = await ctx.history.latest("spool_oldest_age", freshMs(ctx));
     const sizes = await ctx.history.latest("spool_bytes", freshMs(ctx));
     const findings: Finding[] = [];
-    for (const [node, { value: ageS }] of ages) {
+    for (const [node, { value }] of ages) {
+      const ageS = pastLimit(value, limitS, 1);
       if (node === FLEET_NODE || ageS <= limitS) continue;
       const size = sizes.get(node)?.value ?? 0;
       findings.push(
@@ -105,7 +107,7 @@ const spoolBacklog: Rule = {
           this,
           node,
           `usage on ${node} has waited ${seconds(ageS)} to be committed (limit ${seconds(limitS)}); its spool holds ${bytes(size)} of ${bytes(ctx.spoolMaxBytes)}`,
-          { oldestBatchAgeS: round(ageS, 1), limitS, spoolBytes: size, spoolMaxBytes: ctx.spoolMaxBytes },
+          { oldestBatchAgeS: ageS, limitS, spoolBytes: size, spoolMaxBytes: ctx.spoolMaxBytes },
         ),
       );
     }
