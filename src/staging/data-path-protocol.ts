@@ -50,7 +50,37 @@ export const HEADERS = {
   outcome: "x-imgfleet-outcome",
 } as const;
 
-export type ClusterAuthFailure = "missing" | "stale" | "replayed" | "signature" | "busy";
+/**
+ * The headers a signature covers, in the order they enter the canonical
+ * string: every header of ours that carries meaning (the outcome carries the
+ * output format and the CPU that is billed). A new meaningful header must be
+ * added here, or its requests are refused as "unsigned" (see verify).
+ */
+export const SIGNED_HEADERS = [HEADERS.timestamp, HEADERS.nonce, HEADERS.outcome] as const;
+/** Our headers that may travel without being signed: the signature itself. */
+const UNSIGNED_HEADERS: ReadonlySet<string> = new Set([HEADERS.signature]);
+const OUR_HEADER_PREFIX = "x-imgfleet-";
+/** The canonical string's version, also the signature's prefix, so nodes of another version say so. */
+const SIGNATURE_VERSION = "v2";
+
+export type ClusterAuthFailure =
+  | "missing"
+  | "stale"
+  | "replayed"
+  | "signature"
+  | "version"
+  | "unsigned"
+  | "busy";
+
+/** What a signature covers: the request line, our meaningful headers, and the body. */
+export interface SignedRequest {
+  method: string;
+  /** Path and query, exactly as sent. */
+  path: string;
+  /** Our headers that carry meaning (SIGNED_HEADERS but the timestamp and nonce, which signing adds). */
+  headers?: Record<string, string>;
+  body?: Uint8Array;
+}
 
 function bodyHash(body: Uint8Array | undefined): string {
   return createHash("sha256")
@@ -58,31 +88,47 @@ function bodyHash(body: Uint8Array | undefined): string {
     .digest("hex");
 }
 
-function mac(secret: string, method: string, path: string, timestamp: string, nonce: string, hash: string) {
-  return createHmac("sha256", secret).update(`${method}\n${path}\n${timestamp}\n${nonce}\n${hash}`).digest();
+/**
+ * One line per part: version, method, path+query, each signed header as
+ * `name:value` in SIGNED_HEADERS order (an absent one as `name:`, so moving
+ * a value between headers or dropping one changes the string), body hash.
+ */
+export function canonicalString(request: SignedRequest, headers: Record<string, string | undefined>): string {
+  const lines = [SIGNATURE_VERSION, request.method.toUpperCase(), request.path];
+  for (const name of SIGNED_HEADERS) lines.push(`${name}:${headers[name] ?? ""}`);
+  lines.push(bodyHash(request.body));
+  return lines.join("\n");
+}
+
+function mac(secret: string, canonical: string): Buffer {
+  return createHmac("sha256", secret).update(canonical).digest();
 }
 
 /**
- * Headers that authenticate one internal request between nodes: an HMAC of
- * the method, path, time, a fresh nonce and the body's hash, keyed by the
- * cluster secret. Not a session: every request signs itself.
+ * The headers to send with one internal request between nodes: the request's
+ * own meaningful headers plus a time, a fresh nonce and an HMAC (keyed by the
+ * cluster secret) of the canonical string. Not a session: every request signs itself.
  */
 export function signRequest(
   secret: string,
-  method: string,
-  path: string,
-  body?: Uint8Array,
+  request: SignedRequest,
   now = Date.now(),
 ): Record<string, string> {
-  const timestamp = String(now);
-  const nonce = randomBytes(16).toString("base64url");
-  const signature = mac(secret, method, path, timestamp, nonce, bodyHash(body)).toString("base64url");
-  return { [HEADERS.timestamp]: timestamp, [HEADERS.nonce]: nonce, [HEADERS.signature]: signature };
+  const headers: Record<string, string> = {
+    ...request.headers,
+    [HEADERS.timestamp]: String(now),
+    [HEADERS.nonce]: randomBytes(16).toString("base64url"),
+  };
+  const signature = mac(secret, canonicalString(request, headers)).toString("base64url");
+  return { ...headers, [HEADERS.signature]: `${SIGNATURE_VERSION}.${signature}` };
 }
 
+type IncomingHeaders = Record<string, string | string[] | undefined>;
+
 /**
- * Checks internal requests: signature in constant time, timestamp within
- * the skew, and a nonce not seen before within that window (replay-safe).
+ * Checks internal requests: no header of ours outside the signature, the
+ * signature in constant time, the timestamp within the skew, and a nonce
+ * not seen before within that window (replay-safe).
  */
 export class ClusterVerifier {
   /** Nonce → when it stops mattering (its timestamp + skew). Insertion order ≈ expiry order. */
@@ -96,19 +142,23 @@ export class ClusterVerifier {
   verify(
     method: string,
     path: string,
-    headers: Record<string, string | string[] | undefined>,
+    headers: IncomingHeaders,
     body?: Uint8Array,
   ): ClusterAuthFailure | null {
-    const timestamp = one(headers[HEADERS.timestamp]);
-    const nonce = one(headers[HEADERS.nonce]);
+    const signed = signedValues(headers);
     const signature = one(headers[HEADERS.signature]);
+    const timestamp = signed[HEADERS.timestamp];
+    const nonce = signed[HEADERS.nonce];
     if (!timestamp || !nonce || !signature) return "missing";
+    if (hasUnsignedHeader(headers)) return "unsigned";
     const at = Number(timestamp);
     const now = this.now();
     if (!Number.isFinite(at) || Math.abs(now - at) > MAX_SKEW_MS) return "stale";
-    const expected = mac(this.secret, method, path, timestamp, nonce, bodyHash(body));
-    const given = Buffer.from(signature, "base64url");
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return "signature";
+    const [version, given] = signature.split(".", 2);
+    if (version !== SIGNATURE_VERSION || given === undefined) return "version";
+    const expected = mac(this.secret, canonicalString({ method, path, body }, signed));
+    const givenBytes = Buffer.from(given, "base64url");
+    if (givenBytes.length !== expected.length || !timingSafeEqual(givenBytes, expected)) return "signature";
     this.#forgetExpired(now);
     if (this.#nonces.has(nonce)) return "replayed";
     if (this.#nonces.size >= MAX_NONCES) return "busy";
@@ -122,6 +172,31 @@ export class ClusterVerifier {
       this.#nonces.delete(nonce);
     }
   }
+}
+
+/**
+ * Our headers the signature does not cover: refused, so a header given
+ * meaning later cannot travel unsigned by mistake (add it to SIGNED_HEADERS).
+ */
+export function hasUnsignedHeader(headers: IncomingHeaders): boolean {
+  return Object.keys(headers).some((name) => {
+    const lower = name.toLowerCase();
+    return (
+      lower.startsWith(OUR_HEADER_PREFIX) &&
+      !UNSIGNED_HEADERS.has(lower) &&
+      !(SIGNED_HEADERS as readonly string[]).includes(lower)
+    );
+  });
+}
+
+/** The signed headers' values; a repeated header is joined, so its signature cannot match a single value. */
+function signedValues(headers: IncomingHeaders): Record<string, string | undefined> {
+  const values: Record<string, string | undefined> = {};
+  for (const name of SIGNED_HEADERS) {
+    const value = headers[name];
+    values[name] = Array.isArray(value) ? value.join(", ") : value;
+  }
+  return values;
 }
 
 function one(value: string | string[] | undefined): string | undefined {

@@ -62,9 +62,9 @@ export class HttpDataPath implements JobDataPath {
   async postResult(job: JobMessage, outcome: JobOutcome): Promise<boolean> {
     const path = resultPath(job.id);
     const body = outcomeBody(outcome);
-    const headers = { [HEADERS.outcome]: outcomeHeader(outcome), "content-type": "application/octet-stream" };
+    const signed = { [HEADERS.outcome]: outcomeHeader(outcome) };
     try {
-      await this.#call(this.#base(job.input), "POST", path, body, job.deadline, headers);
+      await this.#call(this.#base(job.input), "POST", path, body, job.deadline, signed);
       return true;
     } catch (error) {
       if (error instanceof Gone) return false;
@@ -84,7 +84,8 @@ export class HttpDataPath implements JobDataPath {
     path: string,
     body: Buffer | undefined,
     deadline: number,
-    headers: Record<string, string>,
+    /** Our meaningful headers: signed with the method, path and body. */
+    signedHeaders: Record<string, string>,
   ): Promise<InternalResponse> {
     const now = this.options.now ?? Date.now;
     let lastError: unknown;
@@ -95,7 +96,10 @@ export class HttpDataPath implements JobDataPath {
         const res = await this.#http.request(new URL(`${base}${path}`), {
           method,
           body,
-          headers: { ...headers, ...signRequest(this.options.clusterSecret, method, path, body) },
+          headers: {
+            ...(body ? { "content-type": "application/octet-stream" } : {}),
+            ...signRequest(this.options.clusterSecret, { method, path, headers: signedHeaders, body }),
+          },
           timeoutMs: Math.min(remaining, this.options.attemptTimeoutMs),
         });
         if (res.status === 404 || res.status === 410) throw new Gone();
@@ -120,7 +124,9 @@ export class HttpDataPath implements JobDataPath {
 
 function authReason(res: InternalResponse): string {
   const reason = res.headers[HEADERS.authFailure];
-  return reason
-    ? ` (cluster authentication: ${reason}; check that every node has the same fleet.clusterSecret and a synchronised clock)`
-    : "";
+  if (!reason) return "";
+  if (reason === "version" || reason === "unsigned") {
+    return ` (cluster authentication: ${reason}; the nodes sign their data path differently: run the same imgfleet version on every node)`;
+  }
+  return ` (cluster authentication: ${reason}; check that every node has the same fleet.clusterSecret and a synchronised clock)`;
 }

@@ -4,7 +4,15 @@ import Fastify from "fastify";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { internalRoutes } from "../../src/api/internal/data-path-routes.js";
 import { freePort } from "../../src/dev/ports.js";
-import { resultPath, signRequest, stagedPath } from "../../src/staging/data-path-protocol.js";
+import {
+  ClusterVerifier,
+  HEADERS,
+  outcomeHeader,
+  resultPath,
+  SIGNED_HEADERS,
+  signRequest,
+  stagedPath,
+} from "../../src/staging/data-path-protocol.js";
 import { HttpDataPath } from "../../src/staging/http-data-path.js";
 import type { JobOutcome } from "../../src/staging/job-outcome.js";
 import { PendingResults } from "../../src/staging/pending-results.js";
@@ -89,7 +97,7 @@ describe("fleet data path over HTTP", () => {
     ).rejects.toThrow(/before the job's deadline/);
     const path = stagedPath("k");
     const res = await fetch(`${node.url}${path}`, {
-      headers: signRequest("wrong-secret-xxxxxxxxxxxxxxxxxxxxxxxx", "GET", path),
+      headers: signRequest("wrong-secret-xxxxxxxxxxxxxxxxxxxxxxxx", { method: "GET", path }),
     });
     expect([res.status, res.headers.get("x-imgfleet-auth")]).toEqual([401, "signature"]);
   });
@@ -104,11 +112,11 @@ describe("fleet data path over HTTP", () => {
       return [res.status, res.headers.get("x-imgfleet-auth")];
     };
     expect(await status({})).toEqual([401, "missing"]);
-    expect(await status(signRequest(SECRET, "GET", path, undefined, Date.now() - 60_000))).toEqual([
+    expect(await status(signRequest(SECRET, { method: "GET", path }, Date.now() - 60_000))).toEqual([
       401,
       "stale",
     ]);
-    const once = signRequest(SECRET, "GET", path);
+    const once = signRequest(SECRET, { method: "GET", path });
     expect(await status(once)).toEqual([200, null]);
     expect(await status(once)).toEqual([401, "replayed"]);
   });
@@ -116,13 +124,117 @@ describe("fleet data path over HTTP", () => {
   it("refuses a result whose body was changed after signing", async () => {
     const node = await apiNode();
     const path = resultPath("job-x");
-    const signed = signRequest(SECRET, "POST", path, Buffer.from("original"));
+    const signed = signRequest(SECRET, { method: "POST", path, body: Buffer.from("original") });
     const res = await fetch(`${node.url}${path}`, {
       method: "POST",
       body: Buffer.from("tampered"),
       headers: { ...signed, "content-type": "application/octet-stream" },
     });
     expect([res.status, res.headers.get("x-imgfleet-auth")]).toEqual([401, "signature"]);
+  });
+
+  describe("a signed result changed on the way", () => {
+    const timings = { queueMs: 1, fetchMs: 1, processMs: 50, cpuMs: 40 };
+    const info = { format: "avif" as const, width: 10, height: 5, bytes: 5, pages: 1 };
+    const image = Buffer.from([1, 2, 3, 4, 5]);
+    const billed = outcomeHeader({ ok: true, data: image, info, timings });
+
+    /** Signs a result for job-a, lets `tamper` change what is sent, and answers status and refusal reason. */
+    async function post(
+      tamper: (sent: { method: string; path: string; headers: Record<string, string>; body: Buffer }) => void,
+    ) {
+      const node = await apiNode();
+      const waiting = node.pending.wait("job-a", new AbortController().signal);
+      void waiting.catch(() => undefined);
+      const path = resultPath("job-a");
+      const headers = signRequest(SECRET, {
+        method: "POST",
+        path,
+        headers: { [HEADERS.outcome]: billed },
+        body: image,
+      });
+      const sent = {
+        method: "POST",
+        path,
+        headers: { ...headers, "content-type": "application/octet-stream" },
+        body: image,
+      };
+      tamper(sent);
+      const res = await fetch(`${node.url}${sent.path}`, {
+        method: sent.method,
+        headers: sent.headers,
+        body: sent.method === "GET" ? undefined : sent.body,
+      });
+      await res.arrayBuffer();
+      return [res.status, res.headers.get(HEADERS.authFailure)];
+    }
+
+    it("is accepted untouched", async () => {
+      expect(await post(() => {})).toEqual([204, null]);
+    });
+
+    it("is refused when its outcome (format, billed CPU) was changed", async () => {
+      const cheaper = outcomeHeader({
+        ok: true,
+        data: image,
+        info: { ...info, format: "jpeg" },
+        timings: { ...timings, cpuMs: 0 },
+      });
+      expect(
+        await post((s) => {
+          s.headers[HEADERS.outcome] = cheaper;
+        }),
+      ).toEqual([401, "signature"]);
+      expect(await post((s) => void delete s.headers[HEADERS.outcome])).toEqual([401, "signature"]);
+    });
+
+    it("is refused when its timestamp or nonce was changed", async () => {
+      const later = (s: { headers: Record<string, string> }) => {
+        s.headers[HEADERS.timestamp] = String(Number(s.headers[HEADERS.timestamp]) + 1);
+      };
+      expect(await post(later)).toEqual([401, "signature"]);
+      expect(
+        await post((s) => {
+          s.headers[HEADERS.nonce] = "another-nonce-0123456789";
+        }),
+      ).toEqual([401, "signature"]);
+    });
+
+    it("is refused when its path, query, body or method was changed", async () => {
+      expect(
+        await post((s) => {
+          s.path = resultPath("job-b");
+        }),
+      ).toEqual([401, "signature"]);
+      expect(
+        await post((s) => {
+          s.path = `${s.path}?cpu=0`;
+        }),
+      ).toEqual([401, "signature"]);
+      expect(
+        await post((s) => {
+          s.body = Buffer.from([9, 9, 9, 9, 9]);
+        }),
+      ).toEqual([401, "signature"]);
+      // No route takes two methods on one path, so the method is checked on the verifier itself.
+      const verifier = new ClusterVerifier(SECRET);
+      const path = resultPath("job-a");
+      const signed = signRequest(SECRET, { method: "POST", path, body: image });
+      expect(verifier.verify("PUT", path, signed, image)).toBe("signature");
+      expect(verifier.verify("POST", path, signed, image)).toBeNull();
+    });
+
+    it("is refused when it carries a header of ours the signature does not cover", async () => {
+      expect(
+        await post((s) => {
+          s.headers["x-imgfleet-cpu-ms"] = "0";
+        }),
+      ).toEqual([401, "unsigned"]);
+      // Every header of ours that carries meaning is covered; the list is the protocol's, not this test's.
+      expect(SIGNED_HEADERS).toEqual(
+        expect.arrayContaining([HEADERS.outcome, HEADERS.timestamp, HEADERS.nonce]),
+      );
+    });
   });
 
   it("retries a node that is briefly unreachable within the job's deadline, and gives up at the deadline", async () => {

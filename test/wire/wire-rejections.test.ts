@@ -151,7 +151,7 @@ describe("the data-path outcome between nodes", () => {
       const path = resultPath(jobId);
       const res = await fetch(`${base}${path}`, {
         method: "POST",
-        headers: { ...signRequest(secret, "POST", path), [HEADERS.outcome]: header },
+        headers: signRequest(secret, { method: "POST", path, headers: { [HEADERS.outcome]: header } }),
       });
       return res.status;
     };

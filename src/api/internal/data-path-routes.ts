@@ -5,6 +5,7 @@ import {
   DATA_PATH_ROUTES,
   decodeOutcome,
   HEADERS,
+  hasUnsignedHeader,
   MAX_RESULT_BYTES,
   MAX_SKEW_MS,
 } from "../../staging/data-path-protocol.js";
@@ -24,7 +25,7 @@ export interface InternalDeps {
  * The API node's side of the fleet data path (the protocol is in
  * src/staging/data-path-protocol.ts): workers fetch staged uploads and post
  * results back here, point to point, authenticated by the cluster secret
- * (HMAC, timestamp, nonce). Registered only in fleet mode.
+ * (an HMAC of the method, path, our headers and the body; timestamp, nonce). Registered only in fleet mode.
  */
 export function internalRoutes(app: FastifyInstance, deps: InternalDeps): void {
   const verifier = new ClusterVerifier(deps.clusterSecret);
@@ -37,6 +38,7 @@ export function internalRoutes(app: FastifyInstance, deps: InternalDeps): void {
   app.addHook("onRequest", async (request, reply) => {
     const at = Number(header(request, HEADERS.timestamp));
     if (!header(request, HEADERS.signature)) return refuse(reply, "missing");
+    if (hasUnsignedHeader(request.headers)) return refuse(reply, "unsigned");
     if (!Number.isFinite(at) || Math.abs(Date.now() - at) > MAX_SKEW_MS) return refuse(reply, "stale");
   });
   app.addHook("preHandler", async (request, reply) => {
