@@ -114,7 +114,7 @@ export async function createNode(
   const stack = new StopStack(logger);
   return stack.orUnwind(async () => {
     // PGlite and the usage spool live under dataDir: one process per directory.
-    stack.defer("data-dir-lock", lockDataDir(config.dataDir));
+    stack.defer("data-dir-lock", await lockDataDir(config.dataDir));
     const adapters = await stack.start(
       "adapters",
       () => createAdapters(config, logger, wire),
