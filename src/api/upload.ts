@@ -26,7 +26,9 @@ export async function readUpload(request: FastifyRequest, maxInputBytes: number)
     if (request.body.length > maxInputBytes) throw tooLarge(request.body.length, maxInputBytes);
     return request.body;
   }
-  const file = await request.file({ limits: { fileSize: maxInputBytes, files: 1, fields: 10, parts: 20 } });
+  const file = await malformedFormIs400(() =>
+    request.file({ limits: { fileSize: maxInputBytes, files: 1, fields: 10, parts: 20 } }),
+  );
   if (!file)
     throw new ProblemError(
       "empty-body",
@@ -39,7 +41,26 @@ export async function readUpload(request: FastifyRequest, maxInputBytes: number)
       `the multipart file field is '${file.fieldname}'; name it '${MULTIPART_FIELD}'`,
     );
   }
-  return file.toBuffer();
+  return malformedFormIs400(() => file.toBuffer());
+}
+
+/**
+ * busboy rejects a form it cannot parse (no closing boundary, a broken part
+ * header) with a plain Error: the client's bytes, so a 400, not a 500. Errors
+ * with a status (@fastify/multipart's limits) and our problems pass through.
+ */
+async function malformedFormIs400<T>(step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (error) {
+    if (error instanceof ProblemError || typeof (error as { statusCode?: unknown }).statusCode === "number")
+      throw error;
+    throw new ProblemError(
+      "bad-request",
+      `the multipart body is malformed (${error instanceof Error ? error.message : String(error)}); send a complete multipart/form-data body with the image in a field named '${MULTIPART_FIELD}'`,
+      { cause: error },
+    );
+  }
 }
 
 function tooLarge(bytes: number, max: number): ProblemError {

@@ -30,6 +30,7 @@ export const PROBLEM_TYPES = {
   "corrupt-image": { status: 422, title: "The image could not be decoded" },
   "too-many-pixels": { status: 422, title: "The image has too many pixels" },
   "too-many-frames": { status: 422, title: "The image has too many frames" },
+  "too-many-scans": { status: 422, title: "The JPEG has too many scans" },
   "rate-limited": { status: 429, title: "Too many requests" },
   "too-many-in-flight": { status: 429, title: "Too many requests in progress" },
   "sign-in-rate-limited": { status: 429, title: "Too many sign-in attempts" },

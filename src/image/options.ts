@@ -66,11 +66,22 @@ function numberIn(min: number, max: number, integer: boolean) {
   });
 }
 
-function oneOf<T extends string>(values: readonly T[], aliases?: Record<string, T>) {
-  const allowed = aliases ? Object.keys(aliases) : values;
+/**
+ * Every table a client's word is looked up in is a Map of its own entries:
+ * an object literal would also answer `__proto__`, `constructor` or
+ * `toString` from Object.prototype, and that value would reach sharp.
+ */
+function tableOf<T>(entries: Iterable<readonly [string, T]>): ReadonlyMap<string, T> {
+  return new Map(entries);
+}
+
+const POSITIONS = tableOf<Position>(Object.entries(POSITION_ALIASES));
+
+function oneOf<T extends string>(values: readonly T[], aliases?: ReadonlyMap<string, T>) {
+  const table = aliases ?? tableOf(values.map((v) => [v, v] as const));
+  const allowed = [...table.keys()];
   return z.string().transform((s, ctx) => {
-    const key = s.toLowerCase();
-    const v = aliases ? aliases[key] : values.find((x) => x === key);
+    const v = table.get(s.toLowerCase());
     if (v === undefined) {
       ctx.addIssue({ code: "custom", message: `one of ${allowed.join(", ")}` });
       return z.NEVER;
@@ -79,8 +90,15 @@ function oneOf<T extends string>(values: readonly T[], aliases?: Record<string, 
   });
 }
 
+const BOOLEANS = tableOf([
+  ["true", true],
+  ["1", true],
+  ["false", false],
+  ["0", false],
+]);
+
 const bool = z.string().transform((s, ctx) => {
-  const v = { true: true, "1": true, false: false, "0": false }[s.toLowerCase()];
+  const v = BOOLEANS.get(s.toLowerCase());
   if (v === undefined) {
     ctx.addIssue({ code: "custom", message: "true or false" });
     return z.NEVER;
@@ -89,14 +107,14 @@ const bool = z.string().transform((s, ctx) => {
 });
 
 const HEX_COLOUR = /^#?([0-9a-f]{3}|[0-9a-f]{4}|[0-9a-f]{6}|[0-9a-f]{8})$/i;
-const NAMED_COLOURS: Record<string, string> = {
-  white: "#ffffff",
-  black: "#000000",
-  transparent: "#00000000",
-};
+const NAMED_COLOURS = tableOf([
+  ["white", "#ffffff"],
+  ["black", "#000000"],
+  ["transparent", "#00000000"],
+]);
 const colour = z.string().transform((s, ctx) => {
-  const named = NAMED_COLOURS[s.toLowerCase()];
-  if (named) return named;
+  const named = NAMED_COLOURS.get(s.toLowerCase());
+  if (named !== undefined) return named;
   if (!HEX_COLOUR.test(s)) {
     ctx.addIssue({
       code: "custom",
@@ -126,7 +144,7 @@ function buildOptionsSchema(limits: ImageLimits) {
       w: side.optional(),
       h: side.optional(),
       fit: oneOf(FITS).default("cover"),
-      position: oneOf(Object.values(POSITION_ALIASES), POSITION_ALIASES).default("centre"),
+      position: oneOf(Object.values(POSITION_ALIASES), POSITIONS).default("centre"),
       format: oneOf([...OUTPUT_FORMATS, "auto"] as const).optional(),
       q: numberIn(1, 100, true).optional(),
       dpr: numberIn(1, MAX_DPR, false).default(1),
@@ -147,7 +165,8 @@ type Query = Record<string, string | string[] | undefined>;
  * value and what was expected; user input never becomes a 500.
  */
 export function parseResizeOptions(query: Query, limits: ImageLimits): ResizeOptions {
-  const single: Record<string, string> = {};
+  // No prototype: an option named `__proto__` is an own key, refused as unknown like any other.
+  const single: Record<string, string> = Object.create(null);
   for (const [name, value] of Object.entries(query)) {
     if (Array.isArray(value)) throw badOption(name, value.join(","), "given once");
     if (value !== undefined) single[name] = value;

@@ -38,7 +38,9 @@ export async function resizeImage(input: Buffer, spec: ResizeSpec): Promise<Resi
   if (!spec.strip) image.withMetadata();
   encode(image, spec.outputFormat, spec.quality);
   image.timeout({ seconds: Math.max(1, Math.ceil(spec.limits.timeoutMs / 1000)) });
-  const { data, info } = await image.toBuffer({ resolveWithObject: true });
+  const { data, info } = await image.toBuffer({ resolveWithObject: true }).catch((cause: unknown) => {
+    throw new ImageRunError(cause);
+  });
   const pages = Math.max(1, info.pageHeight ? Math.round(info.height / info.pageHeight) : 1);
   return {
     data,
@@ -98,24 +100,41 @@ function encode(image: Sharp, format: OutputFormat, quality: number | undefined)
 }
 
 /**
- * Maps a libvips/sharp failure to a problem a client can act on. Decode
- * failures are the client's (422); only what we cannot attribute is a 500.
+ * A failure while libvips ran over the client's bytes (decoding, processing,
+ * encoding them). Building the pipeline from a validated spec fails only on
+ * our bugs; running it fails on what the client sent, so the two are told
+ * apart by where they happen, not by libvips' wording.
+ */
+export class ImageRunError extends Error {
+  constructor(cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.name = "ImageRunError";
+  }
+}
+
+const RUN_FAILURES: [RegExp, WireProblem["code"], string][] = [
+  [/pixel limit/i, "too-many-pixels", "the image exceeds the pixel limit"],
+  [/timeout/i, "timeout", "processing exceeded the per-image time limit"],
+  [/unsupported image format/i, "unsupported-format", "the image format is not supported"],
+  [/too large for the|exceeds.*(dimension|size)/i, "bad-option", "the output is too large for its format"],
+  [
+    /premature|truncat|corrupt|invalid|bad |not a |unable to|read error|load|decode|vips|png|jpeg|gif|webp|heif|tiff|svg/i,
+    "corrupt-image",
+    "the image could not be decoded",
+  ],
+];
+
+/**
+ * Maps a libvips/sharp failure to a problem a client can act on. A failure
+ * while running over the client's bytes is the client's (4xx, `corrupt-image`
+ * when nothing more precise fits); one while building the pipeline is ours (500).
  */
 export function classifySharpError(error: unknown): WireProblem {
   const message = error instanceof Error ? error.message : String(error);
-  const rules: [RegExp, WireProblem["code"], string][] = [
-    [/pixel limit/i, "too-many-pixels", "the image exceeds the pixel limit"],
-    [/timeout/i, "timeout", "processing exceeded the per-image time limit"],
-    [/unsupported image format/i, "unsupported-format", "the image format is not supported"],
-    [/too large for the|exceeds.*(dimension|size)/i, "bad-option", "the output is too large for its format"],
-    [
-      /premature|truncat|corrupt|invalid|bad |not a |unable to|read error|load|decode|vips|png|jpeg|gif|webp|heif|tiff|svg/i,
-      "corrupt-image",
-      "the image could not be decoded",
-    ],
-  ];
-  for (const [pattern, code, summary] of rules) {
-    if (pattern.test(message)) return { code, detail: `${summary}: ${message.trim().split("\n")[0]}` };
+  const line = message.trim().split("\n")[0];
+  if (!(error instanceof ImageRunError)) return { code: "internal", detail: `resize failed: ${line}` };
+  for (const [pattern, code, summary] of RUN_FAILURES) {
+    if (pattern.test(message)) return { code, detail: `${summary}: ${line}` };
   }
-  return { code: "internal", detail: `resize failed: ${message.trim().split("\n")[0]}` };
+  return { code: "corrupt-image", detail: `the image could not be processed: ${line}` };
 }

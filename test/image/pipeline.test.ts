@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/load.js";
 import { OUTPUT_FORMATS } from "../../src/image/formats.js";
 import { parseResizeOptions } from "../../src/image/options.js";
-import { classifySharpError, resizeImage } from "../../src/image/pipeline.js";
+import { classifySharpError, ImageRunError, resizeImage } from "../../src/image/pipeline.js";
 import { planResize } from "../../src/image/plan.js";
 import { probeImage } from "../../src/image/probe.js";
 import type { ResizeSpec } from "../../src/image/spec.js";
@@ -379,19 +379,29 @@ describe("resizeImage: failures", () => {
   });
 
   it.each([
-    ["something odd happened", "internal"],
+    ["something odd happened", "corrupt-image"],
     ["Input image exceeds pixel limit", "too-many-pixels"],
     ["timeout: 10% complete", "timeout"],
     ["Processed image is too large for the WebP format", "bad-option"],
     ["VipsJpeg: Premature end of input file", "corrupt-image"],
-  ])("classifies %j as %s", (message, code) => {
-    const problem = classifySharpError(new Error(`${message}\nsecond line`));
+  ])("classifies %j while running over the client's bytes as %s", (message, code) => {
+    const problem = classifySharpError(new ImageRunError(new Error(`${message}\nsecond line`)));
     expect(problem.code).toBe(code);
     expect(problem.detail).toContain(message);
     expect(problem.detail).not.toContain("second line");
   });
 
-  it("classifies a thrown non-Error as internal", () => {
+  it("classifies a failure outside the run (building the pipeline: our bug) as internal, whatever it says", () => {
+    for (const message of ["something odd happened", "VipsJpeg: Premature end of input file"])
+      expect(classifySharpError(new Error(message)).code).toBe("internal");
     expect(classifySharpError(42)).toEqual({ code: "internal", detail: "resize failed: 42" });
+  });
+
+  it("a spec sharp refuses while building is internal, not the client's image", async () => {
+    const error = await resizeImage(
+      await solidImage(40, 30, "png"),
+      spec({ width: 10, height: 10, position: "__proto__" as never }),
+    ).catch((e: unknown) => e);
+    expect(classifySharpError(error).code).toBe("internal");
   });
 });
