@@ -3,6 +3,17 @@ import type { ImageLimits, InputFormat } from "../config/schema.js";
 import { ProblemError } from "../errors/problem.js";
 import { FOREIGN_FORMAT_NAMES, sniffFormat } from "./formats.js";
 import { type Header, readHeader } from "./header.js";
+import { countJpegScans } from "./jpeg-scans.js";
+
+/**
+ * Scans a JPEG may have. libjpeg's own progressive script writes 10, mozjpeg
+ * about as many, and the most a valid progression can hold without repeating
+ * a coefficient's bits is a few hundred only in theory. Each scan is one pass
+ * over every block of the image: 20,000 empty scans in 700 KB hold a core for
+ * tens of seconds. A hundred leaves every real encoder room and bounds the
+ * work at ~0.3 s for a 50 MP image.
+ */
+export const MAX_JPEG_SCANS = 100;
 
 export interface Probe {
   format: InputFormat;
@@ -42,6 +53,7 @@ export async function probeImage(input: Buffer, limits: ImageLimits): Promise<Pr
     readHeader(sniffed.format, input) ?? (await headerFromLibvips(input));
   if (width <= 0 || height <= 0)
     throw new ProblemError("corrupt-image", "the image header declares no dimensions");
+  if (sniffed.format === "jpeg") rejectScanBomb(input);
   if (width * height > limits.maxInputPixels) {
     throw new ProblemError(
       "too-many-pixels",
@@ -71,6 +83,17 @@ async function headerFromLibvips(input: Buffer): Promise<Header> {
     pages: meta.pages ?? 1,
     hasAlpha: meta.hasAlpha ?? false,
   };
+}
+
+/** Refused before any decoder sees it: the cost of a JPEG grows with its scans, not its bytes. */
+function rejectScanBomb(input: Buffer): void {
+  const scans = countJpegScans(input, MAX_JPEG_SCANS);
+  if (scans <= MAX_JPEG_SCANS) return;
+  throw new ProblemError(
+    "too-many-scans",
+    `the JPEG has more than ${MAX_JPEG_SCANS} scans (a photo has about ten); re-encode it, for example as baseline JPEG`,
+    { extras: { maxScans: MAX_JPEG_SCANS } },
+  );
 }
 
 /** librsvg runs no scripts, but we refuse documents that carry them or point outside themselves. */
