@@ -29,19 +29,17 @@ const limits = {
     .meta({ description: "null: every format the node serves" }),
 };
 
+const PRINTABLE_RULE =
+  "must not contain control characters or invisible ones such as right-to-left overrides";
+
 const tenantName = z
   .string()
   .trim()
   .min(1, "must not be empty")
   .max(100, "must be at most 100 characters")
-  .refine(printable, "must not contain control characters");
+  .refine(printable, PRINTABLE_RULE);
 
-const keyName = z
-  .string()
-  .trim()
-  .max(100)
-  .refine(printable, "must not contain control characters")
-  .default("");
+const keyName = z.string().trim().max(100).refine(printable, PRINTABLE_RULE).default("");
 
 export const NewTenantBody = z
   .object({
@@ -144,7 +142,7 @@ export const DeliveryQuery = z
 
 export const NewChannelBody = z
   .object({
-    name: z.string().trim().min(1).max(100).refine(printable, "must not contain control characters"),
+    name: z.string().trim().min(1).max(100).refine(printable, PRINTABLE_RULE),
     kind: z.enum(["webhook", "slack"]).default("webhook"),
     url: z
       .string()
@@ -205,7 +203,7 @@ export const FlagSettingsBody = z
         (v) => Math.abs(v * 100 - Math.round(v * 100)) < 1e-6,
         "must have at most two decimals (0.01 is one tenant in ten thousand)",
       ),
-    description: z.string().trim().max(500).refine(printable, "must not contain control characters"),
+    description: z.string().trim().max(500).refine(printable, PRINTABLE_RULE),
   })
   .partial()
   .strict()

@@ -37,8 +37,17 @@ export function listOf<T extends z.ZodType>(item: T) {
   return z.object({ items: z.array(item) });
 }
 
-/** Names end up in tables, logs and terminals: no control characters (escape sequences). */
-export const printable = (v: string) => ![...v].some((c) => c.charCodeAt(0) < 32 || c.charCodeAt(0) === 127);
+/**
+ * Characters a name must not hold: C0 and C1 controls (terminal escape
+ * sequences), line and paragraph separators, lone surrogates, and invisible
+ * format characters, among them the bidirectional overrides, embeddings,
+ * isolates and marks that reorder what is shown around them. The zero width
+ * (non-)joiners stay: Persian words and emoji sequences need them.
+ */
+const HIDDEN_OR_CONTROL = /[\p{Cc}\p{Cs}\p{Zl}\p{Zp}]|(?![\u200C\u200D])\p{Cf}/u;
+
+/** Names end up in tables, logs, terminals and the console: nothing that controls or hides text. */
+export const printable = (v: string) => !HIDDEN_OR_CONTROL.test(v);
 
 /** `limit` of a list: 1 to 1000, 100 when absent. */
 export const limitText = z.coerce.number().int().min(1).max(1000).default(100);
