@@ -44,6 +44,16 @@ export const PROBLEM_TYPES = {
   "metering-unavailable": { status: 503, title: "Usage cannot be recorded right now" },
   "flags-unavailable": { status: 503, title: "Feature flags cannot be read or changed right now" },
   "console-not-built": { status: 503, title: "The web console has not been built" },
+  // Images by URL (GET deliveries): the URL, its signature, and the tenant's source origin.
+  "unsupported-option": { status: 400, title: "The processing option is not supported" },
+  "invalid-signature": { status: 403, title: "The URL signature is not valid" },
+  "url-expired": { status: 404, title: "The signed URL has expired" },
+  "source-not-allowed": { status: 403, title: "The source URL is not allowed for this account" },
+  "source-forbidden": { status: 403, title: "The source address is refused" },
+  "source-not-found": { status: 404, title: "The source image was not found" },
+  "source-too-large": { status: 422, title: "The source image is too large" },
+  "source-error": { status: 502, title: "The source origin failed" },
+  "source-timeout": { status: 504, title: "The source origin did not answer in time" },
   timeout: { status: 504, title: "The request took too long" },
 } as const satisfies Record<string, { status: number; title: string }>;
 
