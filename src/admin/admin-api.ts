@@ -30,7 +30,7 @@ export async function adminApi(app: FastifyInstance, deps: AdminDeps): Promise<v
         if (isSessionRoute(request)) return;
         const keyId = deps.sessions
           ? await deps.sessions.authenticateAdmin(request)
-          : deps.identity.keys.authenticateAdmin(request.headers.authorization);
+          : deps.identity.keys.authenticateAdmin(request.headers.authorization, request.ip);
         request.adminActor = { id: keyId, ip: request.ip, requestId: request.id };
       });
       tenantRoutes(admin, deps);

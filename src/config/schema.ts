@@ -317,8 +317,9 @@ const ConsoleSchema = z
       .max(30 * 24 * 3_600_000)
       .default(12 * 3_600_000),
     /**
-     * Sign-in attempts per client address per minute (a token bucket of this size), so an admin key
-     * cannot be guessed through the console; beyond it `429 sign-in-rate-limited`.
+     * Failed key checks (console sign-in, Bearer on /admin/v1 and /v1) per client address and per key id
+     * per minute; beyond it a backoff doubling from 1 s to 15 min refuses further failures
+     * (`429 sign-in-rate-limited` / `auth-rate-limited`). A valid key is always accepted.
      */
     signInsPerMinute: z.number().int().min(1).max(10_000).default(10),
   })

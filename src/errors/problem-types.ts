@@ -34,6 +34,7 @@ export const PROBLEM_TYPES = {
   "rate-limited": { status: 429, title: "Too many requests" },
   "too-many-in-flight": { status: 429, title: "Too many requests in progress" },
   "sign-in-rate-limited": { status: 429, title: "Too many sign-in attempts" },
+  "auth-rate-limited": { status: 429, title: "Too many failed authentication attempts" },
   internal: { status: 500, title: "Internal error" },
   "worker-crashed": { status: 502, title: "An image worker crashed" },
   overloaded: { status: 503, title: "The service is overloaded" },

@@ -31,8 +31,13 @@ export type ParsedApiKey =
 export function generateApiKey(): NewApiKey {
   const keyPart = sortableId();
   const secret = toBase62(randomBytes(32), SECRET_LENGTH);
+  return { id: `key_${keyPart}`, token: apiKeyToken(keyPart, secret), secretSha256: hashSecret(secret) };
+}
+
+/** The token of a key id's sortable part and a secret, with its checksum. */
+export function apiKeyToken(keyPart: string, secret: string): string {
   const body = `${API_KEY_PREFIX}_${keyPart}_${secret}`;
-  return { id: `key_${keyPart}`, token: body + checksumOf(body), secretSha256: hashSecret(secret) };
+  return body + checksumOf(body);
 }
 
 export function parseApiKey(token: string): ParsedApiKey {
@@ -49,11 +54,23 @@ export function hashSecret(secret: string): string {
   return createHash("sha256").update(secret).digest("hex");
 }
 
-/** Compares in constant time so the response time tells nothing about how much of a guess was right. */
-export function secretMatches(secret: string, storedSha256Hex: string): boolean {
+/**
+ * What a secret given with an unknown key id is checked against: the hash of
+ * a random secret nobody holds, so the check never matches.
+ */
+const NO_SUCH_KEY_SHA256 = hashSecret(randomBytes(32).toString("base64url"));
+
+/**
+ * Compares in constant time so the response time tells nothing about how
+ * much of a guess was right; and for a key id that does not exist (stored
+ * undefined) it does the same hashing and comparing against a hash nobody
+ * holds, so the time does not tell which key ids exist either.
+ */
+export function secretMatches(secret: string, storedSha256Hex: string | undefined): boolean {
   const given = createHash("sha256").update(secret).digest();
-  const stored = Buffer.from(storedSha256Hex, "hex");
-  return stored.length === given.length && timingSafeEqual(given, stored);
+  const stored = Buffer.from(storedSha256Hex ?? NO_SUCH_KEY_SHA256, "hex");
+  const equal = stored.length === given.length && timingSafeEqual(given, stored);
+  return equal && storedSha256Hex !== undefined;
 }
 
 function checksumOf(body: string): string {

@@ -19,7 +19,8 @@ export interface Principal {
  * nothing of HTTP servers, so any transport can call it.
  */
 export interface Authenticator {
-  authenticate(authorization: string | undefined, scope: TenantScope): Principal;
+  /** `address`: the client's, when known, so failed attempts are also limited per address. */
+  authenticate(authorization: string | undefined, scope: TenantScope, address?: string): Principal;
 }
 
 /** `auth.mode: none`: every caller is served anonymously with the node's own limits. */

@@ -7,6 +7,7 @@ import type { KeyValue } from "../kv/key-value.js";
 import type { IdentityMetrics } from "../metrics/identity-metrics.js";
 import type { WireRejections } from "../wire/wire.js";
 import { type Authenticator, anonymousAccess } from "./authenticator.js";
+import { GuessLimiter } from "./guess-limiter.js";
 import { IdentityAdmin, type IssuedKey } from "./identity-admin.js";
 import { IdentityCache } from "./identity-cache.js";
 import { KeyAuthenticator } from "./key-authenticator.js";
@@ -68,7 +69,10 @@ export async function startIdentity(deps: IdentityDeps): Promise<Identity> {
   });
   const cache = new IdentityCache(kv, metrics, deps.wire);
   if (dataPlane) await cache.start();
-  const keys = new KeyAuthenticator(cache, new TenantLimiter(undefined, deps.limitShare));
+  const keys = new KeyAuthenticator(cache, new TenantLimiter(undefined, deps.limitShare), Date.now, {
+    guesses: new GuessLimiter({ failuresPerMinute: config.console.signInsPerMinute }),
+    onThrottled: (surface, by) => metrics.authThrottled.inc({ surface, by }),
+  });
   if (dataPlane && config.auth.mode === "none") {
     logger.warn(
       "auth.mode is 'none': /v1 answers anyone without an API key, and nothing is rate limited per tenant; use it only behind a gateway that authenticates",

@@ -28,6 +28,12 @@ export function createIdentityMetrics(registry: Registry) {
       name: "imgfleet_identity_published_total",
       help: "Identity records published from the outbox to the KeyValue bucket",
     }),
+    authThrottled: new Counter({
+      ...r,
+      name: "imgfleet_auth_throttled_total",
+      help: "Failed authentication attempts refused with 429 because their client address or key id was in backoff (surface: api, admin, sign-in; by: address, key)",
+      labelNames: ["surface", "by"] as const,
+    }),
     publishErrors: new Counter({
       ...r,
       name: "imgfleet_identity_publish_errors_total",

@@ -14,13 +14,11 @@ import {
   sessionCookie,
   sessionIdFrom,
 } from "./cookies.js";
-import { SignInLimiter } from "./sign-in-limiter.js";
 
-/** The `console` settings sessions need (config.console satisfies it). */
+/** The `console` settings sessions need (config.console satisfies it; its signInsPerMinute limits the key check). */
 export interface SessionSettings {
   idleTimeoutMs: number;
   sessionLifetimeMs: number;
-  signInsPerMinute: number;
 }
 
 /**
@@ -82,7 +80,6 @@ const END_DETAIL: Record<EndReason, string> = {
  * SHA-256, so reading the bucket does not yield usable cookies.
  */
 export class ConsoleSessions {
-  readonly #limiter: SignInLimiter;
   readonly #touchEveryMs: number;
 
   constructor(
@@ -96,24 +93,16 @@ export class ConsoleSessions {
       wire?: WireRejections;
     },
   ) {
-    this.#limiter = new SignInLimiter(deps.settings.signInsPerMinute, () => this.#now());
     this.#touchEveryMs = Math.min(MAX_TOUCH_INTERVAL_MS, deps.settings.idleTimeoutMs / 10);
   }
 
   /**
-   * Exchanges an admin key for a session: rate limited per client address,
-   * then the same check as the bearer path. Returns the view and the cookie.
+   * Exchanges an admin key for a session: the same check as the bearer path,
+   * whose failed attempts are limited per client address and per key id (a
+   * valid key is accepted whatever their state). Returns the view and the cookie.
    */
   async signIn(request: FastifyRequest, adminKey: string): Promise<{ view: SessionView; cookie: string }> {
-    const retryAfterS = this.#limiter.take(request.ip);
-    if (retryAfterS > 0) {
-      throw new ProblemError(
-        "sign-in-rate-limited",
-        `too many sign-in attempts from ${request.ip}; retry after ${retryAfterS} s`,
-        { retryAfterS },
-      );
-    }
-    const keyId = this.deps.keys.authenticateAdminKey(adminKey);
+    const keyId = this.deps.keys.authenticateAdminKey(adminKey, { surface: "sign-in", address: request.ip });
     const id = randomBytes(32).toString("base64url");
     const now = this.#now();
     const record: SessionRecord = {
@@ -146,7 +135,7 @@ export class ConsoleSessions {
    */
   async authenticateAdmin(request: FastifyRequest): Promise<string> {
     if (request.headers.authorization !== undefined || !hasSessionCookie(request.headers.cookie)) {
-      return this.deps.keys.authenticateAdmin(request.headers.authorization);
+      return this.deps.keys.authenticateAdmin(request.headers.authorization, request.ip);
     }
     const record = await this.#live(request);
     if (!SAFE_METHODS.has(request.method) && !csrfMatches(request.headers[CSRF_HEADER], record.csrf)) {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { apiKeyToken, parseApiKey } from "../../src/identity/api-key.js";
 import { storageKey } from "../../src/session/sessions.js";
 import { type RunningNode, startNode, useNode } from "../helpers/node.js";
 
@@ -29,6 +30,13 @@ interface Signed {
 }
 
 const CLUSTER_SECRET = "cluster-secret-0123456789abcdefghijklmnop";
+
+/** The same key id with another secret (and a correct checksum): a guess at that key's secret. */
+function wrongSecretOf(token: string): string {
+  const parsed = parseApiKey(token);
+  if (!parsed.ok) throw new Error("expected a well-formed key");
+  return apiKeyToken(parsed.id.slice("key_".length), "x".repeat(43));
+}
 
 async function signIn(n: RunningNode, adminKey = n.adminKey, headers: Record<string, string> = {}) {
   return fetch(`${n.url}/admin/v1/session`, {
@@ -311,16 +319,30 @@ describe("console session limits", () => {
     expect(await problem(res)).toMatchObject({ type: "/problems/session-expired", reason: "idle" });
   });
 
-  it("rate limits sign-in attempts per client address, valid keys included", async () => {
+  it("limits failed sign-ins and Bearer guesses per address with backoff, and never refuses a valid admin key", async () => {
     const n = await startNode({ console: { signInsPerMinute: 3 } });
-    for (let i = 0; i < 2; i++) expect((await signIn(n, "imf_guess_nothing")).status).toBe(401);
-    expect((await signIn(n)).status).toBe(201);
-    const limited = await signIn(n);
+    for (let i = 0; i < 3; i++) expect((await signIn(n, "imf_guess_nothing")).status).toBe(401);
+    const limited = await signIn(n, "imf_guess_nothing");
     expect(limited.status).toBe(429);
-    expect((await problem(limited)).type).toBe("/problems/sign-in-rate-limited");
-    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    const retryAfter = Number(limited.headers.get("retry-after"));
+    expect(Number.isInteger(retryAfter) && retryAfter >= 1).toBe(true);
+    expect(await problem(limited)).toMatchObject({
+      type: "/problems/sign-in-rate-limited",
+      limitedBy: "address",
+      detail: expect.stringMatching(/a valid admin key is still accepted/),
+    });
     expect(limited.headers.get("set-cookie")).toBeNull();
-    // The bearer path is not a sign-in: scripts are unaffected.
+    // Every client behind one proxy shares the address: the admin signs in all the same, at once.
+    expect((await signIn(n)).status).toBe(201);
+
+    // Bearer guesses on /admin/v1 are limited too (the same address), and the valid key still works.
+    const wrong = `Bearer ${wrongSecretOf(n.adminKey)}`;
+    const guess = await fetch(`${n.url}/admin/v1/tenants`, { headers: { authorization: wrong } });
+    expect(guess.status).toBe(429);
+    expect(await problem(guess)).toMatchObject({ type: "/problems/auth-rate-limited" });
+    expect(Number(guess.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     expect((await n.admin("GET", "/tenants")).status).toBe(200);
+    expect(await n.metric("imgfleet_auth_throttled_total", { surface: "sign-in", by: "address" })).toBe(1);
+    expect(await n.metric("imgfleet_auth_throttled_total", { surface: "admin" })).toBeGreaterThanOrEqual(1);
   });
 });

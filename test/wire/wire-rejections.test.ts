@@ -359,7 +359,7 @@ describe.skipIf(!hasNats)("messages read from NATS (a real nats-server)", () => 
     const cache = new IdentityCache(await bucket("identity"), metrics.identity);
     const sessions = new ConsoleSessions({
       kv,
-      settings: { idleTimeoutMs: 60_000, sessionLifetimeMs: 3_600_000, signInsPerMinute: 10 },
+      settings: { idleTimeoutMs: 60_000, sessionLifetimeMs: 3_600_000 },
       keys: new KeyAuthenticator(cache, new TenantLimiter()),
       cache,
       wire,

@@ -28,7 +28,7 @@ export function formatsRoute(app: FastifyInstance, config: Readonly<Config>, aut
   };
   // Authenticated like every /v1 route; the answer shows the caller's own limits.
   app.get<{ Reply: Formats }>(`${PUBLIC_PREFIX}/formats`, async (request, reply) => {
-    const principal = authenticator.authenticate(request.headers.authorization, "resize");
+    const principal = authenticator.authenticate(request.headers.authorization, "resize", request.ip);
     principal.release();
     reply.headers(principal.headers);
     const { outputFormats } = principal.policy;

@@ -139,7 +139,7 @@ function admitter(deps: ResizeRouteDeps, admitted: WeakMap<FastifyRequest, InFli
 /** Authenticates; a refusal of a known caller (suspended, over its limits) still names it for the log and the meter. */
 function authenticate(authenticator: Authenticator, request: FastifyRequest, reply: FastifyReply): Principal {
   try {
-    return authenticator.authenticate(request.headers.authorization, "resize");
+    return authenticator.authenticate(request.headers.authorization, "resize", request.ip);
   } catch (error) {
     if (error instanceof ProblemError && error.subject) {
       Object.assign(reply.imgfleet, { tenant: error.subject.tenant, key: error.subject.keyId });

@@ -32,7 +32,11 @@ export function usageRoutes(app: FastifyInstance, deps: UsageRouteDeps): void {
   };
   const hooks = {
     onRequest: async (request: FastifyRequest, reply: FastifyReply) => {
-      const principal = deps.authenticator.authenticate(request.headers.authorization, "usage:read");
+      const principal = deps.authenticator.authenticate(
+        request.headers.authorization,
+        "usage:read",
+        request.ip,
+      );
       callers.set(request, principal);
       reply.headers(principal.headers);
       if (principal.tenant) Object.assign(reply.imgfleet, { tenant: principal.tenant, key: principal.keyId });
