@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Fastify, { type FastifyInstance } from "fastify";
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { installProblemHandlers } from "../../src/api/problem-handler.js";
 import { installRequestLog } from "../../src/api/request-log.js";
@@ -14,8 +15,12 @@ let dir: string;
 let built: FastifyInstance;
 let missing: FastifyInstance;
 
+/** What the node logged, one parsed line each. */
+const logged: { msg: string; dir?: string }[] = [];
+
 async function server(consoleDir: string): Promise<FastifyInstance> {
-  const app = Fastify();
+  const stream = { write: (line: string) => void logged.push(JSON.parse(line)) };
+  const app = Fastify({ loggerInstance: pino({ level: "warn" }, stream) });
   const metrics = createMetrics();
   installRequestLog(app, metrics);
   installProblemHandlers(app, metrics, 1024);
@@ -86,11 +91,19 @@ describe("the console's static files", () => {
     }
   });
 
-  it("answers a clear 503 problem when the bundle was never built", async () => {
+  it("answers a clear 503 problem when the bundle was never built, and tells the operator where it looked, not the caller", async () => {
     const res = await missing.inject({ url: "/console/overview" });
     expect(res.statusCode).toBe(503);
     const body = res.json() as { type: string; detail: string };
     expect(body.type).toBe("/problems/console-not-built");
     expect(body.detail).toMatch(/run `npm run build`/);
+    // Anonymous callers learn nothing of the installation's file system.
+    expect(res.body).not.toContain(dir);
+    expect(res.body).not.toMatch(/\/(tmp|home|usr|opt|srv|var|work)\//);
+    const lines = logged.filter((l) => l.msg.includes("console is not built"));
+    expect(lines.map((l) => l.dir)).toEqual([join(dir, "nowhere")]);
+    // Once an interval, not once per page load.
+    await missing.inject({ url: "/console" });
+    expect(logged.filter((l) => l.msg.includes("console is not built"))).toHaveLength(1);
   });
 });

@@ -2,7 +2,7 @@ import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { extname, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply } from "fastify";
 import { CONSOLE_PATH } from "../../contract/paths.js";
 import { ProblemError } from "../../errors/problem.js";
 
@@ -44,14 +44,26 @@ export const CONSOLE_CSP = [
 
 /** Hashed file names (`assets/index-3f2a1b.js`) never change content: cache them for a year. */
 const IMMUTABLE = "public, max-age=31536000, immutable";
+/** A missing bundle is logged at most this often: each page load asks again. */
+const NOT_BUILT_LOG_INTERVAL_MS = 60_000;
 
 /**
  * The web console under `/console`: the static files `vite build` wrote to
  * `dir`, `index.html` for any route of the single-page app (deep links and
- * bookmarks), and a 503 problem naming the fix when the bundle is missing.
+ * bookmarks), and a 503 problem naming the fix when the bundle is missing
+ * (the directory it looked in goes to the operator's log, never to the caller).
  */
 export function consoleRoutes(app: FastifyInstance, options: { dir?: string } = {}): void {
   const root = resolve(options.dir ?? CONSOLE_DIR);
+  let notBuiltLoggedAt = Number.NEGATIVE_INFINITY;
+  const notBuilt = (log: FastifyBaseLogger) => {
+    if (Date.now() - notBuiltLoggedAt < NOT_BUILT_LOG_INTERVAL_MS) return;
+    notBuiltLoggedAt = Date.now();
+    log.warn(
+      { dir: root },
+      `the web console is not built: no ${root}${sep}index.html; run \`npm run build\` in the installation`,
+    );
+  };
   const serve = async (path: string, reply: FastifyReply) => {
     securityHeaders(reply);
     const file = await findFile(root, path);
@@ -62,9 +74,10 @@ export function consoleRoutes(app: FastifyInstance, options: { dir?: string } = 
     }
     const index = await findFile(root, "index.html");
     if (!index) {
+      notBuilt(reply.log);
       throw new ProblemError(
         "console-not-built",
-        `the web console is not built on this node (no ${root}${sep}index.html): run \`npm run build\`, then reload`,
+        "the web console is not built on this node: its operator can run `npm run build` (the node's log says where it looked), then reload",
         { retryAfterS: 60 },
       );
     }
