@@ -1,6 +1,7 @@
 import { isIP } from "node:net";
 import { availableParallelism } from "node:os";
 import { z } from "zod";
+import { MIN_RATE_PER_SECOND, MIN_RATE_RULE } from "../contract/vocabulary.js";
 
 const MiB = 1024 * 1024;
 
@@ -132,7 +133,7 @@ const DatabaseSchema = z
 
 const TenantDefaultsSchema = z
   .object({
-    ratePerSecond: z.number().positive().max(100_000).default(20),
+    ratePerSecond: z.number().min(MIN_RATE_PER_SECOND, MIN_RATE_RULE).max(100_000).default(20),
     burst: z.number().int().min(1).max(1_000_000).default(40),
     /** Well under queue.capacity, so one tenant's burst cannot fill the queue. */
     maxInFlight: z.number().int().min(1).max(100_000).default(8),

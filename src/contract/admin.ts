@@ -1,6 +1,14 @@
 import { z } from "zod";
 import { booleanText, cursorText, Details, limitText, printable, Timestamp } from "./common.js";
-import { ADMIN_SCOPE, FLAG_NAME, OUTPUT_FORMATS, TENANT_SCOPES, TENANT_STATUSES } from "./vocabulary.js";
+import {
+  ADMIN_SCOPE,
+  FLAG_NAME,
+  MIN_RATE_PER_SECOND,
+  MIN_RATE_RULE,
+  OUTPUT_FORMATS,
+  TENANT_SCOPES,
+  TENANT_STATUSES,
+} from "./vocabulary.js";
 
 /**
  * The admin API's requests and answers (`/admin/v1`). The server validates
@@ -11,7 +19,7 @@ import { ADMIN_SCOPE, FLAG_NAME, OUTPUT_FORMATS, TENANT_SCOPES, TENANT_STATUSES 
 // ---- Requests -------------------------------------------------------------------------------
 
 const limits = {
-  ratePerSecond: z.number().positive().max(100_000),
+  ratePerSecond: z.number().min(MIN_RATE_PER_SECOND, MIN_RATE_RULE).max(100_000),
   burst: z.number().int().min(1).max(1_000_000),
   maxInFlight: z.number().int().min(1).max(100_000),
   maxInputBytes: z

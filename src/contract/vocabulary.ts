@@ -12,6 +12,14 @@ export type TenantScope = (typeof TENANT_SCOPES)[number];
 export const ADMIN_SCOPE = "admin";
 
 export const TENANT_STATUSES = ["active", "suspended", "deleted"] as const;
+
+/**
+ * The slowest rate limit a tenant may have: one request in about 17 minutes.
+ * Slower makes no sense (suspend the tenant instead), and a rate near zero
+ * would put absurd waits in Retry-After.
+ */
+export const MIN_RATE_PER_SECOND = 0.001;
+export const MIN_RATE_RULE = `must be at least ${MIN_RATE_PER_SECOND} requests/s (one request in about 17 minutes); to stop a tenant, suspend it`;
 export type TenantStatus = (typeof TENANT_STATUSES)[number];
 
 /** Formats a node can write. */
