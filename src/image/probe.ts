@@ -4,6 +4,7 @@ import { ProblemError } from "../errors/problem.js";
 import { FOREIGN_FORMAT_NAMES, sniffFormat } from "./formats.js";
 import { type Header, readHeader } from "./header.js";
 import { countJpegScans } from "./jpeg-scans.js";
+import { inspectSvg } from "./svg/svg-document.js";
 
 /**
  * Scans a JPEG may have. libjpeg's own progressive script writes 10, mozjpeg
@@ -48,7 +49,7 @@ export async function probeImage(input: Buffer, limits: ImageLimits): Promise<Pr
       },
     );
   }
-  if (sniffed.format === "svg") rejectActiveSvg(input);
+  if (sniffed.format === "svg") await checkSvgDocument(input, limits);
   const { width, height, pages, hasAlpha } =
     readHeader(sniffed.format, input) ?? (await headerFromLibvips(input));
   if (width <= 0 || height <= 0)
@@ -96,23 +97,20 @@ function rejectScanBomb(input: Buffer): void {
   );
 }
 
-/** librsvg runs no scripts, but we refuse documents that carry them or point outside themselves. */
-function rejectActiveSvg(input: Buffer): void {
-  const text = input.toString("utf8");
-  const external = /\b(?:xlink:)?href\s*=\s*["']\s*(?!#|data:image\/)[^"']/i;
-  if (
-    /<script[\s>]/i.test(text) ||
-    /\son[a-z]+\s*=/i.test(text) ||
-    external.test(text) ||
-    /<!ENTITY/i.test(text) ||
-    /@import/i.test(text) ||
-    /url\(\s*["']?\s*(?!#|data:image\/)/i.test(text)
-  ) {
-    throw new ProblemError(
-      "unsupported-format",
-      "SVG with scripts, event handlers, entities or external references is not accepted; inline every resource",
-      { extras: { format: "svg" } },
-    );
+/**
+ * librsvg fetches nothing, but an SVG is refused unless it is self-contained by
+ * construction (src/image/svg); the raster images it embeds pass the same
+ * header checks as an upload of their own (format, pixels, JPEG scans).
+ */
+async function checkSvgDocument(input: Buffer, limits: ImageLimits): Promise<void> {
+  for (const image of inspectSvg(input)) {
+    await probeImage(image.bytes, { ...limits, inputFormats: [image.format] }).catch((error: unknown) => {
+      if (!(error instanceof ProblemError)) throw error;
+      throw new ProblemError(error.code, `an image embedded in the SVG is refused: ${error.message}`, {
+        extras: { ...error.extras, format: "svg", embedded: image.format },
+        cause: error,
+      });
+    });
   }
 }
 

@@ -85,6 +85,23 @@ describe("client input is answered 4xx, never 500", () => {
     expect(res.status).toBe(400);
   });
 
+  it("an SVG hiding an external url() behind a CSS escape is a 415 naming it; a plain one renders", async () => {
+    const svg = (body: string) =>
+      Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20">${body}</svg>`);
+    const sneaky = svg('<rect width="40" height="20" style="fill:\\75 rl(http://127.0.0.1:9/p)"/>');
+    const refused = await node().post("/v1/resize?w=20", sneaky, { "content-type": "image/svg+xml" });
+    expect(refused.status).toBe(415);
+    const problem = (await refused.json()) as Problem;
+    expect(problem).toMatchObject({ type: "/problems/unsupported-format", format: "svg" });
+    expect(problem.reason).toContain("url(http://127.0.0.1:9/p) points outside the document");
+    const plain = svg('<rect width="40" height="20" fill="url(#none)"/>');
+    const served = await node().post("/v1/resize?w=20&format=png", plain, {
+      "content-type": "image/svg+xml",
+    });
+    expect(served.status).toBe(200);
+    expect(served.headers.get("content-type")).toBe("image/png");
+  });
+
   it("an SVG that libvips cannot load is a 4xx, not a 500", async () => {
     const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="0" height="-5"><rect/></svg>');
     const res = await node().post("/v1/resize?w=20", svg, { "content-type": "image/svg+xml" });
