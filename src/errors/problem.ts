@@ -5,6 +5,19 @@ export interface ProblemSubject {
   keyId: string;
 }
 
+/**
+ * The longest wait an answer names, in seconds (a day). Limits are checked
+ * where they are set, but a tenant stored before that check, or a tiny share
+ * of a slow rate across many nodes, must not put 1e+300 in a header.
+ */
+export const MAX_WAIT_S = 86_400;
+
+/** Whole seconds for a header (Retry-After, RateLimit-*): at least `min`, at most MAX_WAIT_S, never NaN or an exponent. */
+export function headerSeconds(seconds: number, min = 1): number {
+  if (Number.isNaN(seconds)) return min;
+  return Math.min(MAX_WAIT_S, Math.max(min, Math.ceil(seconds)));
+}
+
 /** Extra members of a problem document: what was wrong and what to do. */
 export type ProblemExtras = Record<string, string | number | boolean | readonly string[] | undefined>;
 
@@ -17,7 +30,7 @@ export class ProblemError extends Error {
   readonly code: ProblemCode;
   readonly status: number;
   readonly extras: ProblemExtras;
-  /** Seconds, for 503/429 answers. */
+  /** Whole seconds, 1 to MAX_WAIT_S, for 503/429 answers (Retry-After). */
   readonly retryAfterS: number | undefined;
   /** Response headers that belong with this answer (WWW-Authenticate, RateLimit-*). */
   readonly headers: Readonly<Record<string, string>>;
@@ -39,7 +52,7 @@ export class ProblemError extends Error {
     this.code = code;
     this.status = PROBLEM_TYPES[code].status;
     this.extras = options.extras ?? {};
-    this.retryAfterS = options.retryAfterS;
+    this.retryAfterS = options.retryAfterS === undefined ? undefined : headerSeconds(options.retryAfterS);
     this.headers = options.headers ?? {};
     this.subject = options.subject;
   }

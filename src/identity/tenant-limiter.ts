@@ -1,3 +1,4 @@
+import { headerSeconds } from "../errors/problem.js";
 import type { TenantRecord } from "./model.js";
 
 interface Bucket {
@@ -35,15 +36,15 @@ export class TenantLimiter {
     const bucket = this.#refill(tenant.id, rate, burst);
     const allowed = bucket.tokens >= 1;
     if (allowed) bucket.tokens -= 1;
-    const retryAfterS = allowed ? 0 : Math.max(1, Math.ceil((1 - bucket.tokens) / rate));
+    const retryAfterS = allowed ? 0 : headerSeconds((1 - bucket.tokens) / rate);
     return {
       allowed,
       retryAfterS,
       headers: {
-        "ratelimit-policy": `${burst};w=${Math.max(1, Math.ceil(burst / rate))}`,
+        "ratelimit-policy": `${burst};w=${headerSeconds(burst / rate)}`,
         "ratelimit-limit": String(burst),
         "ratelimit-remaining": String(Math.floor(bucket.tokens)),
-        "ratelimit-reset": String(Math.ceil((burst - bucket.tokens) / rate)),
+        "ratelimit-reset": String(headerSeconds((burst - bucket.tokens) / rate, 0)),
       },
     };
   }

@@ -2,7 +2,6 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Fastify, { type FastifyInstance } from "fastify";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { installProblemHandlers } from "../../src/api/problem-handler.js";
 import { installRequestLog } from "../../src/api/request-log.js";
@@ -20,7 +19,7 @@ const logged: { msg: string; dir?: string }[] = [];
 
 async function server(consoleDir: string): Promise<FastifyInstance> {
   const stream = { write: (line: string) => void logged.push(JSON.parse(line)) };
-  const app = Fastify({ loggerInstance: pino({ level: "warn" }, stream) });
+  const app = Fastify({ logger: { level: "warn", stream } });
   const metrics = createMetrics();
   installRequestLog(app, metrics);
   installProblemHandlers(app, metrics, 1024);

@@ -1,4 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { parseInput } from "../../src/admin/validation.js";
+import { loadConfig } from "../../src/config/load.js";
+import { NewTenantBody, TenantPatchBody } from "../../src/contract/admin.js";
+import { MAX_WAIT_S, ProblemError } from "../../src/errors/problem.js";
 import type { TenantRecord } from "../../src/identity/model.js";
 import { TenantLimiter } from "../../src/identity/tenant-limiter.js";
 
@@ -88,5 +92,45 @@ describe("tenant in-flight limit", () => {
     limiter.leave(t.id);
     expect(limiter.inFlight(t.id)).toBe(1);
     expect(limiter.enter(t)).toBe(true);
+  });
+});
+
+describe("limits that make no sense", () => {
+  it("never names a wait longer than a day, nor one in exponent notation, even for a tenant stored with a tiny rate", () => {
+    const c = clock();
+    const limiter = new TenantLimiter(c.now);
+    const slow = tenant({ ratePerSecond: 1e-300, burst: 1 });
+    expect(limiter.take(slow).allowed).toBe(true);
+    const refused = limiter.take(slow);
+    expect(refused).toMatchObject({ allowed: false, retryAfterS: MAX_WAIT_S });
+    for (const value of Object.values(refused.headers)) expect(value).toMatch(/^[0-9]+(;w=[0-9]+)?$/);
+    const problem = new ProblemError("rate-limited", "over the limit", {
+      retryAfterS: 9.999999999999999e299,
+    });
+    expect(problem.retryAfterS).toBe(MAX_WAIT_S);
+    expect(new ProblemError("overloaded", "busy", { retryAfterS: 0.2 }).retryAfterS).toBe(1);
+    expect(new ProblemError("overloaded", "busy", { retryAfterS: Number.NaN }).retryAfterS).toBe(1);
+  });
+
+  it("refuses a rate below 0.001 requests/s where limits are set, with a 400 saying why", () => {
+    for (const body of [
+      { name: "slow", ratePerSecond: 1e-300 },
+      { name: "slow", ratePerSecond: 0 },
+    ]) {
+      const refusal = (() => {
+        try {
+          parseInput(NewTenantBody, body, "tenant");
+        } catch (error) {
+          return error as ProblemError;
+        }
+      })();
+      expect(refusal).toMatchObject({ status: 400, code: "invalid-body" });
+      expect(refusal?.message).toMatch(/ratePerSecond: must be at least 0\.001 requests\/s/);
+    }
+    expect(() => parseInput(TenantPatchBody, { ratePerSecond: 1e-300 }, "change")).toThrow(/at least 0\.001/);
+    expect(parseInput(TenantPatchBody, { ratePerSecond: 0.001 }, "change")).toEqual({ ratePerSecond: 0.001 });
+    expect(() =>
+      loadConfig({ env: {}, overrides: { auth: { tenantDefaults: { ratePerSecond: 1e-300 } } } }),
+    ).toThrow(/ratePerSecond/);
   });
 });
