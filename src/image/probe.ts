@@ -103,7 +103,7 @@ function rejectScanBomb(input: Buffer): void {
  * header checks as an upload of their own (format, pixels, JPEG scans).
  */
 async function checkSvgDocument(input: Buffer, limits: ImageLimits): Promise<void> {
-  for (const image of inspectSvg(input)) {
+  for (const image of await inspectSvg(input)) {
     await probeImage(image.bytes, { ...limits, inputFormats: [image.format] }).catch((error: unknown) => {
       if (!(error instanceof ProblemError)) throw error;
       throw new ProblemError(error.code, `an image embedded in the SVG is refused: ${error.message}`, {

@@ -226,6 +226,18 @@ describe("SVG by construction: every attack class is refused", () => {
     );
   });
 
+  it("reads a long document whole: slices join, a character split between two is still one", async () => {
+    const padding = `<!--${"x".repeat(300_000)}-->`;
+    await expectRefused(
+      doc(`${padding}<rect width="9" height="9" style="fill:\\75 rl(http://evil.example/p)"/>`),
+    );
+    // Put a surrogate pair across the first slice's end (256 Ki UTF-16 units).
+    const head = doc("").indexOf("</svg>") + "<!--".length;
+    const emoji = doc(`<!--${"y".repeat(256 * 1024 - head - 1)}😀-->`);
+    expect(emoji.charCodeAt(256 * 1024 - 1)).toBe(0xd83d);
+    expect((await probeImage(Buffer.from(emoji), withSvg)).format).toBe("svg");
+  });
+
   it("answers a document that is not well-formed with 422 corrupt-image", async () => {
     const problem = (await outcome(doc("<rect width='9'>"))) as ProblemError;
     expect(problem.code).toBe("corrupt-image");

@@ -1,4 +1,4 @@
-import { type CssToken, tokeniseCss } from "./css-tokens.js";
+import { type CssToken, mayReferToAnything, tokeniseCss } from "./css-tokens.js";
 
 /**
  * What CSS in an SVG may hold: references to the same document only. Checked
@@ -23,6 +23,7 @@ const withoutVendorPrefix = (name: string) => name.toLowerCase().replace(/^-(?:w
 export const isFragment = (reference: string) => reference.trim().startsWith("#");
 
 export function cssRefusal(css: string, context: CssContext): string | undefined {
+  if (!mayReferToAnything(css)) return undefined;
   const tokens = tokeniseCss(css);
   for (const [at, token] of tokens.entries()) {
     const refusal = tokenRefusal(token, tokens, at, context);
