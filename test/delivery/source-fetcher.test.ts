@@ -7,7 +7,7 @@ import { join } from "node:path";
 import type { TLSSocket } from "node:tls";
 import sharp from "sharp";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { MappedResolver } from "../../src/delivery/fetcher/resolver.js";
+import { MappedResolver, SystemResolver } from "../../src/delivery/fetcher/resolver.js";
 import {
   type FetchRequest,
   SourceFetcher,
@@ -238,6 +238,22 @@ describe("refused addresses: 403 source-forbidden, and no connection is made", (
     const refused = await problem(fetcher.fetch(request(template.replace("PORT", String(origin.port)))));
     expect(refused).toMatchObject({ code: "source-forbidden", extras: { addressClass: kind } });
     expect(origin.requests("/small.jpg")).toBe(before);
+  });
+
+  it("through the system resolver too: localhost is refused, and the origin never asked", async () => {
+    origin.file("/local.jpg", small);
+    const fetcher = makeFetcher({ resolver: new SystemResolver(), allowNetworks: [] });
+    const refused = await problem(fetcher.fetch(request(origin.url("/local.jpg", "localhost"))));
+    expect(refused).toMatchObject({
+      code: "source-forbidden",
+      extras: { host: "localhost", addressClass: "loopback" },
+    });
+    expect(origin.requests("/local.jpg")).toBe(0);
+    const allowed = makeFetcher({
+      resolver: new SystemResolver(),
+      allowNetworks: ["127.0.0.0/8", "::1/128"],
+    });
+    expect((await allowed.fetch(request(origin.url("/local.jpg", "localhost")))).kind).toBe("fetched");
   });
 
   it("a redirect to a hostname that resolves to a private address", async () => {
