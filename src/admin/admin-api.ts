@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { type DeadLetter, DeadLetterQuery, type FleetNode } from "../contract/admin.js";
-import { ADMIN_PREFIX } from "../contract/paths.js";
+import { ADMIN_PREFIX, MAX_ADMIN_BODY_BYTES } from "../contract/paths.js";
 import { deadLetters } from "../queue/dead-letters.js";
 import type { AdminDeps } from "./admin-context.js";
 import { auditRoutes } from "./audit-routes.js";
@@ -52,9 +52,7 @@ export async function adminApi(app: FastifyInstance, deps: AdminDeps): Promise<v
   );
 }
 
-/** Admin bodies are small JSON documents; an empty body (e.g. `curl -X POST …/suspend`) is no body. */
-const MAX_ADMIN_BODY_BYTES = 64 * 1024;
-
+/** Admin bodies are JSON documents (at most MAX_ADMIN_BODY_BYTES); an empty body (e.g. `curl -X POST …/suspend`) is no body. */
 function acceptJsonOnly(admin: FastifyInstance): void {
   admin.removeAllContentTypeParsers();
   admin.addContentTypeParser(

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { ADMIN_PREFIX } from "../contract/paths.js";
+import { ADMIN_PREFIX, MAX_ADMIN_BODY_BYTES } from "../contract/paths.js";
 import { DatabaseUnavailableError } from "../db/database.js";
 import { ProblemError } from "../errors/problem.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -9,6 +9,13 @@ function fromFastify(error: FastifyError, maxInputBytes: number, url: string): P
   switch (error.code) {
     case "FST_ERR_CTP_BODY_TOO_LARGE":
     case "FST_REQ_FILE_TOO_LARGE":
+      if (url.startsWith(`${ADMIN_PREFIX}/`)) {
+        return new ProblemError(
+          "too-large",
+          `the request body exceeds the admin API's ${MAX_ADMIN_BODY_BYTES} byte limit; admin bodies are small JSON documents`,
+          { extras: { maxBytes: MAX_ADMIN_BODY_BYTES } },
+        );
+      }
       return new ProblemError("too-large", `the upload exceeds the ${maxInputBytes} byte limit`, {
         extras: { maxBytes: maxInputBytes },
       });

@@ -15,6 +15,7 @@ import type { ReportSources } from "../report/sources.js";
 import type { ResizeService } from "../resize/resize-service.js";
 import type { ConsoleSessions } from "../session/sessions.js";
 import type { UsageMeter } from "../usage/meter.js";
+import { clientErrorHandler, slowClientServerOptions } from "./client-errors.js";
 import { type InternalDeps, internalRoutes } from "./internal/data-path-routes.js";
 import { installProblemHandlers, sendProblem } from "./problem-handler.js";
 import { installRequestLog } from "./request-log.js";
@@ -75,8 +76,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       const given = req.headers["x-request-id"];
       return typeof given === "string" && REQUEST_ID.test(given) ? given : crypto.randomUUID();
     },
-    // Slow-loris bound: a whole upload must arrive within this time.
-    requestTimeout: config.queue.deadlineMs + 30_000,
+    // Slow-loris bounds: headers within server.headersTimeoutMs, the whole request as a backstop to the upload guard.
+    ...slowClientServerOptions(config),
+    clientErrorHandler: clientErrorHandler(metrics),
     keepAliveTimeout: 10_000,
   });
   recordRoutes(app);
@@ -125,6 +127,7 @@ async function publicRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> 
       maxInputBytes: config.limits.maxInputBytes,
       meter: deps.meter,
       anonymous: config.auth.mode === "none",
+      uploads: config.uploads,
     }),
   );
   formatsRoute(app, config, authenticator);

@@ -42,7 +42,7 @@ export async function createAdapters(
 async function createEmbeddedAdapters(config: Readonly<Config>): Promise<Adapters> {
   // First: the one step that can fail, before anything that holds a timer exists.
   const db = await openDatabase(config);
-  const staging = new StagingTable(config.staging.maxBytes);
+  const staging = StagingTable.fromConfig(config);
   const pending = new PendingResults();
   const queue = new MemoryJobQueue({
     capacity: config.queue.capacity,

@@ -90,7 +90,7 @@ export async function createFleetAdapters(
       () => openUsageLog(nc, replicas, { logger, wire }),
       (log) => log.close(),
     );
-    const staging = new StagingTable(config.staging.maxBytes);
+    const staging = StagingTable.fromConfig(config);
     const pending = new PendingResults();
     const remote = new HttpDataPath({
       clusterSecret: config.fleet.clusterSecret as string,

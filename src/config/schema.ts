@@ -34,6 +34,8 @@ const ServerSchema = z
     port: z.number().int().min(0).max(65535).default(8080),
     /** SIGTERM: how long in-flight requests may take to finish before the process exits anyway. */
     shutdownGraceMs: z.number().int().min(0).max(600_000).default(10_000),
+    /** The request line and headers must arrive within this; a slower client gets 408 and its connection closed. */
+    headersTimeoutMs: z.number().int().min(500).max(300_000).default(10_000),
     /**
      * Load balancers whose X-Forwarded-For is believed (addresses, CIDRs, or
      * loopback/linklocal/uniquelocal). The client address they report is what
@@ -103,6 +105,31 @@ const StagingSchema = z
       .min(MiB)
       .max(64 * 1024 * MiB)
       .default(256 * MiB),
+    /**
+     * The most one tenant may hold, as a share of maxBytes (never less than one
+     * upload of limits.maxInputBytes): beyond it that tenant's uploads answer
+     * 429 while other tenants are still admitted.
+     */
+    tenantShare: z.number().gt(0).max(1).default(0.25),
+  })
+  .strict();
+
+/** How fast an upload's body must arrive: slow clients cannot hold connections and staging. */
+const UploadsSchema = z
+  .object({
+    /** After the grace, an upload slower than this over the window is cut off with 408; 0 turns the floor off. */
+    minBytesPerSecond: z
+      .number()
+      .int()
+      .min(0)
+      .max(1024 * MiB)
+      .default(4096),
+    /** From the request's start: time for a client to get going before the floor applies. */
+    graceMs: z.number().int().min(0).max(600_000).default(5000),
+    /** The rate is measured over the last windowMs. */
+    windowMs: z.number().int().min(100).max(600_000).default(5000),
+    /** The whole body must have arrived within this of the request's start, at any rate. */
+    timeoutMs: z.number().int().min(1000).max(3_600_000).default(60_000),
   })
   .strict();
 
@@ -381,6 +408,7 @@ export const ConfigSchema = z
     limits: LimitsSchema.prefault({}),
     queue: QueueSchema.prefault({}),
     staging: StagingSchema.prefault({}),
+    uploads: UploadsSchema.prefault({}),
     workers: WorkersSchema.prefault({}),
     log: LogSchema.prefault({}),
     database: DatabaseSchema.prefault({}),

@@ -7,6 +7,9 @@
 /** The management plane: tenants, keys, usage, operations (admin keys or a console session). */
 export const ADMIN_PREFIX = "/admin/v1";
 
+/** Admin bodies are small JSON documents: a larger one is refused with 413 before it is read. */
+export const MAX_ADMIN_BODY_BYTES = 64 * 1024;
+
 /** The public API: resizing and a tenant's own usage (tenant API keys). */
 export const PUBLIC_PREFIX = "/v1";
 

@@ -40,6 +40,12 @@ export function createMetrics() {
       help: "Requests refused, by problem type (overloaded, too-large, bad-option, ...)",
       labelNames: ["reason"] as const,
     }),
+    uploadRefusals: new Counter({
+      ...r,
+      name: "imgfleet_upload_refusals_total",
+      help: "Requests refused or cut off for how they arrive, by limit: headers (not in time), rate (body below uploads.minBytesPerSecond), deadline (body past uploads.timeoutMs), tenant-share, staging",
+      labelNames: ["limit"] as const,
+    }),
     wireRejected: new Counter({
       ...r,
       name: "imgfleet_wire_rejected_total",

@@ -13,7 +13,7 @@ import { enqueueWithin, QueueUnavailableError } from "../queue/enqueue.js";
 import { type JobMessage, type JobQueue, QueueFullError, queueFullMessage } from "../queue/job-queue.js";
 import type { JobOutcome } from "../staging/job-outcome.js";
 import type { PendingResults } from "../staging/pending-results.js";
-import type { StagingTable } from "../staging/staging-table.js";
+import type { StagingRefusal, StagingTable } from "../staging/staging-table.js";
 import { type BilledWork, unworked } from "../usage/model.js";
 import { nowMs } from "../util/time.js";
 import type { DrainRate } from "./drain-rate.js";
@@ -99,10 +99,17 @@ export class ResizeService {
 
   /**
    * Admission before the body is read: refuses at once when the queue is full
-   * or the upload does not fit in the staging budget, so an overloaded node
-   * never buffers bodies it cannot serve. Pair with `release(key)`.
+   * or a declared upload cannot fit in the tenant's staging share or the
+   * node's staging area, so an overloaded node never buffers bodies it cannot
+   * serve. The reservation opens empty and grows with `growUpload` as bytes
+   * arrive. Pair with `release(key)`.
    */
-  admit(key: string, declaredBytes: number | undefined, policy: TenantPolicy = NODE_POLICY): void {
+  admit(
+    key: string,
+    declaredBytes: number | undefined,
+    policy: TenantPolicy = NODE_POLICY,
+    tenant: string | null = null,
+  ): void {
     const { queue, staging, config } = this.deps;
     const max = effectiveMaxInputBytes(policy, config.limits.maxInputBytes);
     if (declaredBytes !== undefined && declaredBytes > max) {
@@ -116,17 +123,41 @@ export class ResizeService {
     }
     const { depth, capacity } = queue.stats();
     if (depth >= capacity) throw this.#overloaded("queue", queueFullMessage(capacity));
-    // A body without Content-Length may be as large as the limit.
-    if (!staging.reserve(key, declaredBytes ?? max)) {
-      throw this.#overloaded(
-        "staging",
-        `the upload staging area is full (${mib(staging.bytes)} of ${mib(staging.maxBytes)} MiB in use)`,
-      );
+    // A body without Content-Length is refused when its bytes arrive, if they do not fit.
+    const refusal = staging.refusalFor(tenant, declaredBytes ?? 0);
+    if (refusal) {
+      this.deps.metrics.uploadRefusals.inc({
+        limit: refusal === "tenant-share" ? "tenant-share" : "staging",
+      });
+      throw this.#stagingProblem(refusal);
     }
+    staging.open(key, tenant);
+  }
+
+  /** Adds bytes that arrived to an upload's reservation; the answer to send when they do not fit. */
+  growUpload(key: string, bytes: number): ProblemError | null {
+    const refusal = this.deps.staging.grow(key, bytes);
+    return refusal ? this.#stagingProblem(refusal) : null;
   }
 
   release(key: string): void {
     this.deps.staging.release(key);
+  }
+
+  #stagingProblem(refusal: StagingRefusal): ProblemError {
+    const { staging } = this.deps;
+    if (refusal === "staging-full") {
+      return this.#overloaded(
+        "staging",
+        `the upload staging area is full (${mib(staging.bytes)} of ${mib(staging.maxBytes)} MiB in use)`,
+      );
+    }
+    const retryAfterS = this.deps.drain.retryAfterS(this.deps.queue.stats().depth + 1);
+    return new ProblemError(
+      "staging-share-exceeded",
+      `this account's uploads already hold its share of the upload staging area (${mib(staging.tenantShareBytes)} MiB); other accounts are still served — wait for responses before sending more, retry after ${retryAfterS} s`,
+      { retryAfterS, extras: { shareBytes: staging.tenantShareBytes } },
+    );
   }
 
   async resize(request: ResizeRequest): Promise<ResizeResponse> {

@@ -9,7 +9,8 @@ import { type ResizeResponse, type ResizeService, WorkerProblemError } from "../
 import type { UsageMeter } from "../../usage/meter.js";
 import { nowMs, roundMs } from "../../util/time.js";
 import { billInput, billTo, billWork, installMetering } from "../metering.js";
-import { readUpload } from "../upload.js";
+import { addRawUploadParser, guardUpload, readUpload } from "../upload.js";
+import type { UploadPace } from "../upload-guard.js";
 
 /** Content types taken as a raw image body; the real format is sniffed from the bytes. */
 const RAW_BODY_TYPES = /^(image\/[\w.+-]+|application\/octet-stream)$/i;
@@ -23,6 +24,8 @@ export interface ResizeRouteDeps {
   meter: UsageMeter | null;
   /** `auth.mode: none`: requests are metered to the anonymous tenant. */
   anonymous: boolean;
+  /** How fast an upload's body must arrive (`uploads.*`). */
+  uploads: UploadPace;
 }
 
 interface InFlight {
@@ -34,11 +37,7 @@ interface InFlight {
 export function resizeRoutes(app: FastifyInstance, deps: ResizeRouteDeps) {
   const { service, maxInputBytes, meter } = deps;
   installMetering(app, meter, deps.anonymous);
-  app.addContentTypeParser(
-    RAW_BODY_TYPES,
-    { parseAs: "buffer", bodyLimit: maxInputBytes },
-    (_req, body, done) => done(null, body),
-  );
+  addRawUploadParser(app, RAW_BODY_TYPES, maxInputBytes);
   // Each admitted request's caller and staging reservation, released once however the request ends:
   // by the handler when its work is over (a client that left after its upload fires neither hook
   // below), or by the hooks when the handler never ran (refused or abandoned upload).
@@ -126,13 +125,19 @@ function admitter(deps: ResizeRouteDeps, admitted: WeakMap<FastifyRequest, InFli
     const stagingKey = randomUUID();
     try {
       meter?.admit();
-      service.admit(stagingKey, declaredLength(request), principal.policy);
+      service.admit(stagingKey, declaredLength(request), principal.policy, principal.tenant);
     } catch (error) {
       principal.release();
       reply.header("connection", "close");
       throw error;
     }
     admitted.set(request, { principal, authMs, stagingKey });
+    // From here the body's bytes grow the reservation as they arrive, and a slow client is cut off.
+    guardUpload(request, reply, {
+      pace: deps.uploads,
+      grow: (bytes) => service.growUpload(stagingKey, bytes),
+      refusals: deps.metrics.uploadRefusals,
+    });
   };
 }
 
