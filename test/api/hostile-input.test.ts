@@ -75,6 +75,15 @@ describe("client input is answered 4xx, never 500", () => {
     expect(problem.detail).toMatch(/multipart/i);
   });
 
+  it("a multipart Content-Type without a boundary is a 400", async () => {
+    const res = await rawPost(
+      `${node().url}/v1/resize?w=20`,
+      { ...node().auth, "content-type": "multipart/form-data" },
+      Buffer.from("--x\r\n\r\n"),
+    );
+    expect(res.status).toBe(400);
+  });
+
   it("a multipart body cut inside its part headers is a 400", async () => {
     const boundary = "xyz";
     const res = await rawPost(
