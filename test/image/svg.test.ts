@@ -158,6 +158,11 @@ const ATTACKS: [string, string, () => string | Promise<string>][] = [
 /** Attacks the old filter caught too: they must stay refused. */
 const STILL_REFUSED: [string, string, () => string | Promise<string>][] = [
   [
+    "@import",
+    "after a <style> nested in the <style>",
+    () => doc("<style><style>a { fill: red }</style>@import 'http://evil.example/x.css';</style>"),
+  ],
+  [
     "entities",
     "XXE: an external entity",
     () => doc("<text>&xxe;</text>", '<!DOCTYPE svg [ <!ENTITY xxe SYSTEM "file:///etc/passwd"> ]>\n'),

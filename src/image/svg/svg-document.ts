@@ -76,8 +76,10 @@ class Inspection {
   readonly embedded: EmbeddedImage[] = [];
   #attributes: { name: string; value: string }[] = [];
   #root = true;
-  /** Text of the `<style>` element being read (undefined outside one). */
-  #style: string | undefined;
+  /** All text inside the outermost `<style>` being read, nested elements' included. */
+  #style = "";
+  /** `<style>` elements open around the current point (one inside another counts twice). */
+  #styleDepth = 0;
 
   listen(parser: SaxesParser<{ xmlns: false; position: true }>): void {
     parser.on("xmldecl", ({ version, encoding }) => checkDeclaration(version, encoding));
@@ -99,7 +101,7 @@ class Inspection {
     this.#root = false;
     if (REFUSED_ELEMENTS.has(element)) refuse(`the element <${tag.name}>`);
     for (const { name, value } of this.#attributes) this.#checkAttribute(tag.name, name, value);
-    if (element === "style" && !tag.isSelfClosing) this.#style = "";
+    if (element === "style" && !tag.isSelfClosing) this.#styleDepth += 1;
   }
 
   #checkAttribute(element: string, name: string, value: string): void {
@@ -127,13 +129,15 @@ class Inspection {
   }
 
   #styleText(text: string): void {
-    if (this.#style !== undefined) this.#style += text;
+    if (this.#styleDepth > 0) this.#style += text;
   }
 
   #closeElement(tag: SaxesTagPlain): void {
-    if (localName(tag.name) !== "style" || this.#style === undefined) return;
+    if (localName(tag.name) !== "style" || tag.isSelfClosing || this.#styleDepth === 0) return;
+    this.#styleDepth -= 1;
+    if (this.#styleDepth > 0) return;
     const css = cssRefusal(this.#style, "style");
-    this.#style = undefined;
+    this.#style = "";
     if (css) refuse(`<${tag.name}>: ${css}`);
   }
 }
