@@ -1,6 +1,7 @@
 import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "pino";
+import { closeAllConnections } from "../api/request-life.js";
 import { type ApiDeps, buildApi } from "../api/server.js";
 import { type Part, partsOf } from "../config/roles.js";
 import { type Config, type Role, resolveRoles } from "../config/schema.js";
@@ -460,7 +461,7 @@ async function closeWithin(api: FastifyInstance, graceMs: number, logger: Logger
       { graceMs },
       "in-flight requests did not finish within server.shutdownGraceMs; their connections were closed",
     );
-    api.server.closeAllConnections();
+    closeAllConnections(api);
     await closed;
   }
   return finished;

@@ -10,6 +10,12 @@ export interface Principal {
   headers: Readonly<Record<string, string>>;
   /** Gives back the caller's in-flight slot; safe to call more than once. */
   release(): void;
+  /**
+   * Throws the refusal authentication would give now, when the key was
+   * revoked or expired, or its tenant suspended or deleted, since the
+   * request was admitted (from memory: call it once a slow body has arrived).
+   */
+  recheck(): void;
 }
 
 /**
@@ -26,6 +32,6 @@ export interface Authenticator {
 /** `auth.mode: none`: every caller is served anonymously with the node's own limits. */
 export const anonymousAccess: Authenticator = {
   authenticate() {
-    return { tenant: null, keyId: null, policy: NODE_POLICY, headers: {}, release() {} };
+    return { tenant: null, keyId: null, policy: NODE_POLICY, headers: {}, release() {}, recheck() {} };
   },
 };

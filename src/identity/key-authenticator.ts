@@ -97,7 +97,22 @@ export class KeyAuthenticator implements Authenticator {
         released = true;
         this.limiter.leave(tenant.id);
       },
+      recheck: () => this.#recheck(key.id, tenant.id),
     };
+  }
+
+  /** The same key and tenant, read again from memory: still live, still active? */
+  #recheck(keyId: string, tenantId: string): void {
+    const key = this.cache.key(keyId);
+    if (!key) throw invalidKey();
+    refuseIfDead(key, this.now());
+    const tenant = this.cache.tenant(tenantId);
+    if (!tenant || tenant.status === "deleted") throw invalidKey();
+    if (tenant.status === "suspended") {
+      throw new ProblemError("tenant-suspended", "this account is suspended; contact the service operator", {
+        subject: { tenant: tenant.id, keyId },
+      });
+    }
   }
 
   /**
@@ -148,21 +163,7 @@ export class KeyAuthenticator implements Authenticator {
     // Hashed and compared whether or not the id exists: the time taken does not tell which ids do.
     const matches = secretMatches(parsed.secret, key?.secretSha256);
     if (!key || !matches) throw this.#failed(attempt, parsed.id, invalidKey());
-    const now = this.now();
-    if (key.revokedAt !== null && key.revokedAt <= now) {
-      throw new ProblemError(
-        "api-key-revoked",
-        `this API key was revoked at ${new Date(key.revokedAt).toISOString()}`,
-        { headers: CHALLENGE },
-      );
-    }
-    if (key.expiresAt !== null && key.expiresAt <= now) {
-      throw new ProblemError(
-        "api-key-expired",
-        `this API key expired at ${new Date(key.expiresAt).toISOString()}; use its replacement or create a new key`,
-        { headers: CHALLENGE },
-      );
-    }
+    refuseIfDead(key, this.now());
     return key;
   }
 

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Logger } from "pino";
 import { beforeAll, onTestFinished } from "vitest";
 import { createNode, type ImgfleetNode } from "../../src/app/node.js";
 import { loadConfig } from "../../src/config/load.js";
@@ -39,14 +40,14 @@ const TEST_DEFAULTS: RawConfig = {
 /** Starts a real node (HTTP on a random port, real worker processes); stopped when the test ends. */
 export async function startNode(
   overrides: RawConfig = {},
-  options: { stopAfter?: "test" | "manual" } = {},
+  options: { stopAfter?: "test" | "manual"; logger?: Logger } = {},
 ): Promise<RunningNode> {
   const dataDir = mkdtempSync(join(tmpdir(), "imgfleet-test-"));
   const config = loadConfig({
     env: {},
     overrides: mergeDeep(mergeDeep(TEST_DEFAULTS, { dataDir }), overrides),
   });
-  const node = await createNode(config);
+  const node = await createNode(config, { logger: options.logger });
   const cleanup = async () => {
     await node.stop();
     rmSync(dataDir, { recursive: true, force: true });

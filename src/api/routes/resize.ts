@@ -9,8 +9,8 @@ import { type ResizeResponse, type ResizeService, WorkerProblemError } from "../
 import type { UsageMeter } from "../../usage/meter.js";
 import { nowMs, roundMs } from "../../util/time.js";
 import { billInput, billTo, billWork, installMetering } from "../metering.js";
-import { addRawUploadParser, guardUpload, readUpload } from "../upload.js";
-import type { UploadPace } from "../upload-guard.js";
+import { lifeOf } from "../request-life.js";
+import { readUpload } from "../upload.js";
 
 /** Content types taken as a raw image body; the real format is sniffed from the bytes. */
 const RAW_BODY_TYPES = /^(image\/[\w.+-]+|application\/octet-stream)$/i;
@@ -24,8 +24,6 @@ export interface ResizeRouteDeps {
   meter: UsageMeter | null;
   /** `auth.mode: none`: requests are metered to the anonymous tenant. */
   anonymous: boolean;
-  /** How fast an upload's body must arrive (`uploads.*`). */
-  uploads: UploadPace;
 }
 
 interface InFlight {
@@ -35,35 +33,23 @@ interface InFlight {
 }
 
 export function resizeRoutes(app: FastifyInstance, deps: ResizeRouteDeps) {
-  const { service, maxInputBytes, meter } = deps;
+  const { maxInputBytes, meter } = deps;
   installMetering(app, meter, deps.anonymous);
-  addRawUploadParser(app, RAW_BODY_TYPES, maxInputBytes);
-  // Each admitted request's caller and staging reservation, released once however the request ends:
-  // by the handler when its work is over (a client that left after its upload fires neither hook
-  // below), or by the hooks when the handler never ran (refused or abandoned upload).
+  app.addContentTypeParser(
+    RAW_BODY_TYPES,
+    { parseAs: "buffer", bodyLimit: maxInputBytes },
+    (_req, body, done) => done(null, body),
+  );
+  // Each admitted request's caller and staging key; what they hold is given back by the request's life.
   const admitted = new WeakMap<FastifyRequest, InFlight>();
-  const release = async (request: FastifyRequest) => {
-    const entry = admitted.get(request);
-    if (!entry) return;
-    admitted.delete(request);
-    service.release(entry.stagingKey);
-    entry.principal.release();
-  };
-
   app.post(
     `${PUBLIC_PREFIX}/resize`,
-    {
-      bodyLimit: maxInputBytes,
-      onRequest: admitter(deps, admitted),
-      onResponse: release,
-      onRequestAbort: release,
-    },
+    { bodyLimit: maxInputBytes, onRequest: admitter(deps, admitted) },
     async (request, reply) => {
-      try {
-        return await serveResize(request, reply, admitted.get(request) as InFlight, deps);
-      } finally {
-        await release(request);
-      }
+      const life = lifeOf(request);
+      return life.work(() =>
+        serveResize(request, reply, admitted.get(request) as InFlight, deps, life.signal),
+      );
     },
   );
 }
@@ -74,18 +60,15 @@ async function serveResize(
   reply: FastifyReply,
   entry: InFlight,
   deps: ResizeRouteDeps,
+  clientGone: AbortSignal,
 ) {
   const { service, metrics, maxInputBytes } = deps;
   const input = await readUpload(request, effectiveMaxInputBytes(entry.principal.policy, maxInputBytes));
   metrics.inputBytes.inc(input.length);
   reply.imgfleet.inBytes = input.length;
   billInput(request, input.length);
-  const closed = new AbortController();
-  // The response closing before it finished means the client went away.
-  reply.raw.once("close", () => {
-    if (!reply.raw.writableFinished) closed.abort();
-  });
-  // Once the worker has answered (or the client has gone) the staged bytes are no longer needed.
+  // A slow upload outlives what authentication saw: a key revoked or a tenant suspended meanwhile is refused now.
+  entry.principal.recheck();
   const result = await service
     .resize({
       input,
@@ -93,7 +76,7 @@ async function serveResize(
       query: request.query as Record<string, string | string[] | undefined>,
       accept: request.headers.accept,
       ifNoneMatch: request.headers["if-none-match"],
-      signal: closed.signal,
+      signal: clientGone,
       tenant: entry.principal.tenant,
       policy: entry.principal.policy,
     })
@@ -101,6 +84,7 @@ async function serveResize(
       if (error instanceof WorkerProblemError) billWork(request, error.work);
       throw error;
     })
+    // Once the worker has answered (or the client has gone) the staged bytes are no longer needed.
     .finally(() => service.release(entry.stagingKey));
   billWork(request, result.work);
   return sendResult(reply, result, metrics, entry.authMs);
@@ -108,14 +92,16 @@ async function serveResize(
 
 /**
  * Authentication and admission, before the body is read: a refused upload
- * costs nothing. An admitted request's caller and staging reservation are kept
- * in `admitted` until the request ends.
+ * costs nothing. The caller's in-flight slot and the staging reservation are
+ * held by the request's life, which gives them back once however it ends.
  */
 function admitter(deps: ResizeRouteDeps, admitted: WeakMap<FastifyRequest, InFlight>) {
   const { authenticator, service, meter } = deps;
   return async (request: FastifyRequest, reply: FastifyReply) => {
+    const life = lifeOf(request);
     const authStarted = nowMs();
     const principal = authenticate(authenticator, request, reply);
+    life.hold(() => principal.release());
     const authMs = nowMs() - authStarted;
     reply.headers(principal.headers);
     if (principal.tenant) {
@@ -125,19 +111,13 @@ function admitter(deps: ResizeRouteDeps, admitted: WeakMap<FastifyRequest, InFli
     const stagingKey = randomUUID();
     try {
       meter?.admit();
-      service.admit(stagingKey, declaredLength(request), principal.policy, principal.tenant);
+      service.admit(stagingKey, declaredLength(request), principal.policy);
     } catch (error) {
-      principal.release();
       reply.header("connection", "close");
       throw error;
     }
+    life.hold(() => service.release(stagingKey));
     admitted.set(request, { principal, authMs, stagingKey });
-    // From here the body's bytes grow the reservation as they arrive, and a slow client is cut off.
-    guardUpload(request, reply, {
-      pace: deps.uploads,
-      grow: (bytes) => service.growUpload(stagingKey, bytes),
-      refusals: deps.metrics.uploadRefusals,
-    });
   };
 }
 

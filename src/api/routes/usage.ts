@@ -12,6 +12,7 @@ import type { Authenticator, Principal } from "../../identity/authenticator.js";
 import { estimateCost, type Prices } from "../../usage/cost.js";
 import { ANONYMOUS_TENANT } from "../../usage/model.js";
 import { invalidQuery, usageReport } from "../../usage/usage-report.js";
+import { lifeOf } from "../request-life.js";
 
 export interface UsageRouteDeps {
   db: Database;
@@ -26,10 +27,6 @@ export interface UsageRouteDeps {
  */
 export function usageRoutes(app: FastifyInstance, deps: UsageRouteDeps): void {
   const callers = new WeakMap<FastifyRequest, Principal>();
-  // The caller's in-flight slot is given back however the request ends: answered, failed or abandoned.
-  const release = async (request: FastifyRequest) => {
-    callers.get(request)?.release();
-  };
   const hooks = {
     onRequest: async (request: FastifyRequest, reply: FastifyReply) => {
       const principal = deps.authenticator.authenticate(
@@ -37,12 +34,12 @@ export function usageRoutes(app: FastifyInstance, deps: UsageRouteDeps): void {
         "usage:read",
         request.ip,
       );
+      // The caller's in-flight slot is given back by the request's life, however it ends (a client gone included).
+      lifeOf(request).hold(() => principal.release());
       callers.set(request, principal);
       reply.headers(principal.headers);
       if (principal.tenant) Object.assign(reply.imgfleet, { tenant: principal.tenant, key: principal.keyId });
     },
-    onResponse: release,
-    onRequestAbort: release,
   };
 
   app.get<{ Reply: UsageReport }>(`${PUBLIC_PREFIX}/usage`, hooks, async (request) => {
