@@ -3,6 +3,7 @@ import { ADMIN_PREFIX, MAX_ADMIN_BODY_BYTES } from "../contract/paths.js";
 import { DatabaseUnavailableError } from "../db/database.js";
 import { ProblemError } from "../errors/problem.js";
 import type { Metrics } from "../metrics/metrics.js";
+import { StorageFullError } from "../util/storage.js";
 
 /** Fastify's own errors, translated to our problem types so clients see one vocabulary. */
 function fromFastify(error: FastifyError, maxInputBytes: number, url: string): ProblemError {
@@ -58,6 +59,15 @@ function databaseUnavailable(error: DatabaseUnavailableError): ProblemError {
   );
 }
 
+/** A disk the request needed is full (this node's data directory, or the database server's): a 503, never a 500. */
+function storageFull(error: StorageFullError): ProblemError {
+  return new ProblemError(
+    "storage-full",
+    `${error.message}; nothing was changed — retry after Retry-After, once space is freed`,
+    { retryAfterS: 10, cause: error, extras: { reason: "disk-full", store: "database", path: error.path } },
+  );
+}
+
 export function sendProblem(reply: FastifyReply, problem: ProblemError): FastifyReply {
   if (problem.retryAfterS !== undefined) reply.header("retry-after", String(problem.retryAfterS));
   reply.headers(problem.headers);
@@ -67,6 +77,9 @@ export function sendProblem(reply: FastifyReply, problem: ProblemError): Fastify
     .send(problem.toJSON(reply.request.url.split("?")[0]));
 }
 
+/** Headers that describe an image answer, never a problem. */
+const IMAGE_HEADERS = ["etag", "x-image-width", "x-image-height"];
+
 /** One error path for every route: problem+json with a stable type, never a stack trace. */
 export function installProblemHandlers(app: FastifyInstance, metrics: Metrics, maxInputBytes: number): void {
   app.setErrorHandler((error: FastifyError | ProblemError, request: FastifyRequest, reply: FastifyReply) => {
@@ -75,7 +88,9 @@ export function installProblemHandlers(app: FastifyInstance, metrics: Metrics, m
         ? error
         : error instanceof DatabaseUnavailableError
           ? databaseUnavailable(error)
-          : fromFastify(error as FastifyError, maxInputBytes, request.url);
+          : error instanceof StorageFullError
+            ? storageFull(error)
+            : fromFastify(error as FastifyError, maxInputBytes, request.url);
     if (problem.code === "internal") {
       request.log.error(
         { err: error },
@@ -84,6 +99,8 @@ export function installProblemHandlers(app: FastifyInstance, metrics: Metrics, m
     }
     metrics.rejections.inc({ reason: problem.code });
     reply.imgfleet.problem = problem.code;
+    // A problem can replace an image already prepared (its usage could not be journaled): not its headers.
+    for (const name of IMAGE_HEADERS) reply.removeHeader(name);
     return sendProblem(reply, problem);
   });
   app.setNotFoundHandler((request, reply) => {

@@ -26,7 +26,7 @@ import { WorkerPool } from "../workers/worker-pool.js";
 import { type Adapters, createAdapters } from "./adapters.js";
 import { lockDataDir } from "./data-dir-lock.js";
 import { createLogger } from "./logger.js";
-import { readinessOf, refreshLiveGauges } from "./readiness.js";
+import { logReadinessChanges, readinessOf, refreshLiveGauges } from "./readiness.js";
 import { StopStack } from "./stop-stack.js";
 import { VERSION } from "./version.js";
 
@@ -323,8 +323,21 @@ function apiDeps(base: NodeBase, services: Services): ApiDeps {
     logger: base.logger,
     metrics: base.metrics,
     service,
-    readiness: () =>
-      readinessOf({ adapters, pool, config, roles: base.roles, parts, state, identity, singletons }),
+    readiness: logReadinessChanges(
+      () =>
+        readinessOf({
+          adapters,
+          pool,
+          config,
+          roles: base.roles,
+          parts,
+          state,
+          identity,
+          singletons,
+          meter: usage.meter,
+        }),
+      base.logger,
+    ),
     refreshGauges: () => refreshGauges(base, usage),
     isDraining: () => state.draining,
     identity,

@@ -1,10 +1,13 @@
 import { statfsSync } from "node:fs";
+import type { Logger } from "pino";
 import type { Readiness } from "../api/routes/health.js";
 import type { Part } from "../config/roles.js";
 import type { Config, Role } from "../config/schema.js";
 import type { Singletons } from "../fleet/singletons.js";
 import type { Identity } from "../identity/identity.js";
 import type { Metrics } from "../metrics/metrics.js";
+import type { UsageMeter } from "../usage/meter.js";
+import { describeFailure, freeBytes, LOW_SPACE_BYTES, type StorageFailure } from "../util/storage.js";
 import type { WorkerPool } from "../workers/worker-pool.js";
 import type { Adapters } from "./adapters.js";
 
@@ -20,6 +23,8 @@ export interface ReadinessInputs {
   state: { draining: boolean; started: boolean };
   identity: Identity;
   singletons: Singletons;
+  /** The usage meter (null without metering): its spool may be unwritable. */
+  meter: UsageMeter | null;
 }
 
 /** Whether this node can take work now, per part it runs, with the reasons when not (for the load balancer). */
@@ -35,6 +40,7 @@ export function readinessOf(s: ReadinessInputs): Readiness {
     if (s.adapters.staging.bytes >= s.adapters.staging.maxBytes * SATURATION_SHARE)
       reasons.push("upload staging nearly full");
   }
+  reasons.push(...storageReasons(s));
   return {
     ready: reasons.length === 0,
     reasons,
@@ -46,6 +52,40 @@ export function readinessOf(s: ReadinessInputs): Readiness {
     workers: s.pool
       ? { running: s.pool.workers().length, busy: s.pool.busyCount, configured: s.config.workers.count }
       : null,
+  };
+}
+
+/**
+ * A store under the data directory that cannot be written (the usage spool, the embedded database),
+ * or the data directory's filesystem nearly full before anything failed: said with the path and what to do.
+ */
+function storageReasons(s: ReadinessInputs): string[] {
+  const failures = [s.meter?.storageFailure ?? null, s.adapters.db.storageFailure?.() ?? null].filter(
+    (f): f is StorageFailure => f !== null,
+  );
+  if (failures.length > 0) return failures.map(describeFailure);
+  const free = freeBytes(s.config.dataDir);
+  if (free === null || free >= LOW_SPACE_BYTES) return [];
+  return [
+    `disk nearly full: ${free} bytes free under ${s.config.dataDir}; free space on that filesystem before writes fail`,
+  ];
+}
+
+/**
+ * Logs each change of readiness once — not ready with its reasons, ready again — rather than a line
+ * per probe: a load balancer asks every few seconds. Figures in the reasons (bytes free) are not a change.
+ */
+export function logReadinessChanges(read: () => Readiness, logger: Logger): () => Readiness {
+  let last = "";
+  return () => {
+    const readiness = read();
+    const key = readiness.ready ? "" : readiness.reasons.join("; ").replace(/\d+/g, "#");
+    if (key !== last) {
+      if (readiness.ready) logger.info("ready again: taking work");
+      else logger.warn({ reasons: readiness.reasons }, `not ready: ${readiness.reasons.join("; ")}`);
+      last = key;
+    }
+    return readiness;
   };
 }
 

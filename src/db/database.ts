@@ -1,3 +1,5 @@
+import type { StorageFailure } from "../util/storage.js";
+
 /** Something SQL can run on: the database itself or an open transaction. */
 export interface SqlExecutor {
   /** Runs one statement with `$1…` parameters and returns its rows. */
@@ -17,6 +19,11 @@ export interface Database extends SqlExecutor {
   /** Runs several statements separated by semicolons, without parameters (migrations). */
   exec(sql: string): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Embedded adapters, whose files are under the data directory: why they
+   * cannot be written now (a full disk), or null. /readyz reports it.
+   */
+  storageFailure?(): StorageFailure | null;
 }
 
 /** The database could not be reached or did not answer in time: a 503 for admin writes, never a 500. */

@@ -1,4 +1,5 @@
 import pg from "pg";
+import { StorageFullError } from "../util/storage.js";
 import { type Database, DatabaseUnavailableError, type SqlExecutor } from "./database.js";
 
 export interface PostgresOptions {
@@ -73,8 +74,16 @@ export function isConnectionFailure(err: unknown): boolean {
   return UNAVAILABLE_MESSAGES.test(err.message);
 }
 
-/** Wraps a connection failure as DatabaseUnavailableError, naming the server; passes anything else through. */
+/**
+ * Wraps a connection failure as DatabaseUnavailableError and a full disk on the server (disk_full, 53100)
+ * as StorageFullError, naming the server; passes anything else through.
+ */
 function translate(err: unknown, address: string): unknown {
+  if ((err as { code?: unknown } | null)?.code === "53100") {
+    return new StorageFullError(address, `the disk of PostgreSQL at ${address} is full: ${reasonOf(err)}`, {
+      cause: err,
+    });
+  }
   if (err instanceof DatabaseUnavailableError || !isConnectionFailure(err)) return err;
   return new DatabaseUnavailableError(`PostgreSQL at ${address} is unavailable: ${reasonOf(err)}`, {
     cause: err,

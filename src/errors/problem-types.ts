@@ -46,6 +46,7 @@ export const PROBLEM_TYPES = {
   "identity-not-ready": { status: 503, title: "The node has not loaded its API keys yet" },
   "queue-unavailable": { status: 503, title: "The job queue is unavailable for a moment" },
   "metering-unavailable": { status: 503, title: "Usage cannot be recorded right now" },
+  "storage-full": { status: 503, title: "A disk this request needs is full" },
   "flags-unavailable": { status: 503, title: "Feature flags cannot be read or changed right now" },
   "console-not-built": { status: 503, title: "The web console has not been built" },
   // Images by URL (GET deliveries): the URL, its signature, and the tenant's source origin.

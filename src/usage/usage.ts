@@ -129,6 +129,7 @@ function pipeline(
       await flush(2000).catch(() => false);
       await shipper?.stop();
       await lease?.stop();
+      meter?.close();
       await spool?.close();
     },
   };

@@ -40,6 +40,8 @@ export class UsageSpool {
   private nextSeq: number;
   private totalBytes = 0;
   private closed = false;
+  /** Cutting a failed write back failed too: the file must be cut to the segment's size before the next append. */
+  private torn = false;
 
   private constructor(
     private readonly options: SpoolOptions,
@@ -62,12 +64,15 @@ export class UsageSpool {
     return new UsageSpool(options, await recoverSpool({ dir, fsync, now }));
   }
 
-  /** Journals one record (opening a batch if none is open); durable against a process crash on return. */
+  /**
+   * Journals one record (opening a batch if none is open); durable against a process crash on return.
+   * Throws when the record could not be written whole (a full disk among others): then nothing of it
+   * is left in the file, and the caller must not answer as if it were billed.
+   */
   append(record: MeterRecord): void {
     const batch = this.batch ?? this.openBatch();
-    this.write({ t: "r", r: record });
+    this.write({ t: "r", r: record }, this.options.fsync === "always");
     batch.records.push(record);
-    if (this.options.fsync === "always") this.sync();
   }
 
   /** Seals the open batch; null when none is open. */
@@ -79,12 +84,12 @@ export class UsageSpool {
     const { id, start } = batch;
     const sealedAt = this.now();
     const records = batch.records.length;
-    this.write({ t: "s", b: id, n: records, at: sealedAt });
+    // Synced before the batch counts as sealed: a seal that failed is cut off, and the batch stays open.
+    this.write({ t: "s", b: id, n: records, at: sealedAt }, this.options.fsync !== "never");
     this.batch = null;
     const ref = { id, segment: segment.seq, start, end: segment.size, sealedAt, records };
     this.index.set(ref.id, ref);
     segment.pending += 1;
-    if (this.options.fsync !== "never") this.sync();
     return this.toBatch(id, sealedAt, batch.records);
   }
 
@@ -131,6 +136,11 @@ export class UsageSpool {
     return { deletedSegments: done.length };
   }
 
+  /** The directory of the segment files. */
+  get dir(): string {
+    return this.options.dir;
+  }
+
   /** Total size of the segment files. */
   get bytes(): number {
     return this.totalBytes;
@@ -157,7 +167,7 @@ export class UsageSpool {
     const openedAt = this.now();
     const id = `ub_${sortableId(openedAt)}`;
     const start = segment.size;
-    this.write({ t: "o", b: id, at: openedAt });
+    this.write({ t: "o", b: id, at: openedAt }, false);
     this.batch = { id, openedAt, start, records: [] };
     return this.batch;
   }
@@ -175,16 +185,21 @@ export class UsageSpool {
     return this.current;
   }
 
-  /** Appends one frame with one write; a failed or short write is cut off again so later frames stay readable. */
-  private write(frame: Frame): void {
+  /**
+   * Appends one frame with one write (and an fsync when `sync`). A failed or short write, or a failed
+   * sync, is cut off again so that the file ends on a whole frame and later frames stay readable; the
+   * error is thrown. A short write is taken for a full disk (ENOSPC), which is what it almost always is.
+   */
+  private write(frame: Frame, sync: boolean): void {
     const segment = this.current;
     if (!segment || this.closed) throw new Error("the usage spool is closed");
     this.fd ??= openSync(join(this.options.dir, segmentName(segment.seq)), "a");
+    this.repairTornTail(segment);
     const bytes = encodeFrame(frame);
     try {
       const written = writeSync(this.fd, bytes);
-      if (written !== bytes.length)
-        throw new Error(`short write to the usage spool (${written} of ${bytes.length})`);
+      if (written !== bytes.length) throw shortWrite(written, bytes.length);
+      if (sync) fsyncSync(this.fd);
     } catch (err) {
       this.cutBack(segment.size);
       throw err;
@@ -196,13 +211,18 @@ export class UsageSpool {
   private cutBack(size: number): void {
     try {
       if (this.fd !== null) ftruncateSync(this.fd, size);
+      this.torn = false;
     } catch {
-      // The frame stays torn; the next open truncates it and whatever follows.
+      // The fd appends: a frame written after the torn bytes would be unreadable. Cut before the next one.
+      this.torn = true;
     }
   }
 
-  private sync(): void {
-    if (this.fd !== null) fsyncSync(this.fd);
+  /** A previous cut-back failed: cut now, or refuse to append after a torn frame. */
+  private repairTornTail(segment: Segment): void {
+    if (!this.torn || this.fd === null) return;
+    ftruncateSync(this.fd, segment.size);
+    this.torn = false;
   }
 
   /** Only after a record's write failed right after its batch's "o" frame: the frame is cut off again. */
@@ -231,4 +251,11 @@ export class UsageSpool {
   private toBatch(id: string, sealedAt: number, records: MeterRecord[]): UsageBatch {
     return { id, node: this.options.node, sealedAt, groups: groupRecords(records), records };
   }
+}
+
+function shortWrite(written: number, wanted: number): Error {
+  const error = new Error(
+    `short write to the usage spool (${written} of ${wanted} bytes): the disk is full; the partial frame was cut off`,
+  );
+  return Object.assign(error, { code: "ENOSPC" });
 }
