@@ -46,6 +46,16 @@ import { decodeJobMessage, encodeJobMessage } from "./job-wire.js";
  *   subscription (JetStreamPuller), so pulling costs no per-job SUB/UNSUB. A
  *   message answering a pull that was aborted meanwhile is NAKed back at
  *   once, at the cost of one counted attempt.
+ * - Requeue (a job whose worker died running another job): JetStream counts
+ *   every redelivery, so the job is published again with `priorAttempts`
+ *   (at the stream's tail) and the original removed; the attempt it never
+ *   used is not charged. A failed publish falls back to a charged retry.
+ * - Sharing between tenants: a stream delivers in order, and one consumer
+ *   cannot reorder it by cost, so this adapter ignores `Delivery.spent`.
+ *   In a fleet a tenant's share is bounded at admission (`maxInFlight`,
+ *   rate limits) and by the time limit each job carries; expensive inputs
+ *   that can be known from their header (a JPEG's scans) are refused
+ *   before they are queued, on every node.
  */
 
 /** A control message is ~1 KB; anything near this is a bug (bytes never travel in the queue). */
@@ -209,7 +219,7 @@ export class JetStreamJobQueue implements JobQueue {
 
   /** A Delivery, or null for a message no worker should see (over the attempt bound, unreadable). */
   #toDelivery(msg: PulledMessage): Delivery | null {
-    const attempt = msg.deliveryCount;
+    const attempt = msg.deliveryCount + priorAttemptsIn(msg.msg.data);
     this.#stats.delivered(attempt);
     if (attempt > this.#o.maxAttempts) {
       // Its last attempt was never settled (the worker died): remove it from the stream.
@@ -256,20 +266,55 @@ export class JetStreamJobQueue implements JobQueue {
       },
       retry: async () => {
         settle();
-        if (attempt >= this.#o.maxAttempts) {
-          msg.term();
-          this.#stats.settled();
-          return false;
-        }
-        // Still pending at the server until redelivered: inFlight is unchanged.
-        const { retryDelayMs } = this.#o;
-        msg.nak(Math.round(jitteredBackoffMs(attempt, retryDelayMs, retryDelayMs * 10)));
-        return true;
+        return this.#retry(msg, attempt);
       },
+      requeue: async () => {
+        settle();
+        if (await this.#republish(msg, message, attempt)) return true;
+        return this.#retry(msg, attempt);
+      },
+      // Fair sharing by cost is the embedded queue's: a stream delivers in order (see the class comment).
+      spent: () => {},
       working: async () => {
         if (!settled) msg.working();
       },
     };
+  }
+
+  #retry(msg: PulledMessage, attempt: number): boolean {
+    if (attempt >= this.#o.maxAttempts) {
+      msg.term();
+      this.#stats.settled();
+      return false;
+    }
+    // Still pending at the server until redelivered: inFlight is unchanged.
+    const { retryDelayMs } = this.#o;
+    msg.nak(Math.round(jitteredBackoffMs(attempt, retryDelayMs, retryDelayMs * 10)));
+    return true;
+  }
+
+  /**
+   * Puts the job back without charging this attempt: JetStream counts every
+   * redelivery, so the job is published again (at the stream's tail) saying
+   * how many attempts it had used, and this message is removed. False when
+   * the publish fails (a full stream, no leader): the caller then retries.
+   */
+  async #republish(msg: PulledMessage, message: JobMessage, attempt: number): Promise<boolean> {
+    const again: JobMessage = { ...message, priorAttempts: attempt - 1 };
+    const { subject, stream, publishTimeoutMs } = this.#o;
+    try {
+      await this.#js.publish(subject, this.#encoder.encode(encodeJobMessage(again)), {
+        // Unique per original message, so the dedupe window neither drops it nor lets it in twice.
+        msgID: `${message.id}@${msg.streamSequence}`,
+        timeout: publishTimeoutMs,
+        expect: { streamName: stream },
+      });
+    } catch {
+      return false;
+    }
+    msg.term();
+    this.#stats.settled();
+    return true;
   }
 
   /** Waits for the server's word; if it never comes the job may run again, which every consumer tolerates. */
@@ -521,5 +566,15 @@ class StatsCache {
     if (!this.#failing) return;
     this.#failing = false;
     this.#o.logger.info({ stream: this.#o.stream }, "job queue stats refresh works again");
+  }
+}
+
+/** Attempts a republished job had used (`JobMessage.priorAttempts`), read before the full decode; 0 when absent or unreadable. */
+function priorAttemptsIn(data: Uint8Array): number {
+  try {
+    const prior = (JSON.parse(new TextDecoder().decode(data)) as { priorAttempts?: unknown }).priorAttempts;
+    return typeof prior === "number" && Number.isInteger(prior) && prior >= 0 && prior <= 100 ? prior : 0;
+  } catch {
+    return 0;
   }
 }

@@ -24,6 +24,11 @@ export interface JobMessage {
   /** Epoch milliseconds after which nobody waits for the result. */
   deadline: number;
   enqueuedAt: number;
+  /**
+   * Attempts charged before this message was published again (see
+   * `Delivery.requeue` in a fleet); absent means none.
+   */
+  priorAttempts?: number;
 }
 
 /** One delivery of a message to a consumer; settle it exactly once. */
@@ -37,6 +42,19 @@ export interface Delivery {
   retry(): Promise<boolean>;
   /** Failed for good: never deliver again. */
   term(): Promise<void>;
+  /**
+   * Back to the queue without charging an attempt: the job never ran (its
+   * worker died running someone else's job). Returns false when the adapter
+   * had to fall back to `retry` and that dropped it.
+   */
+  requeue(): Promise<boolean>;
+  /**
+   * What this delivery's run cost the worker (CPU ms, measured by the
+   * supervisor; a kill or timeout included). Call before settling. An
+   * adapter that shares workers between tenants by cost uses it; others
+   * ignore it.
+   */
+  spent(cpuMs: number): void;
   /**
    * Still working on it: restarts the adapter's redelivery timer (JetStream's
    * ack wait) so a long job is not handed to a second worker meanwhile. Call
@@ -57,9 +75,11 @@ export interface QueueStats {
 }
 
 /**
- * JobQueue port: a bounded FIFO of job messages, pulled by consumers that
- * have a free slot (pull is the backpressure). It leaves out priorities,
- * delayed jobs and payload bytes; adapters own their connections.
+ * JobQueue port: a bounded queue of job messages, pulled by consumers that
+ * have a free slot (pull is the backpressure). FIFO for one tenant; between
+ * tenants an adapter may order by cost (`Delivery.spent`) so that one
+ * tenant's expensive jobs do not starve another's. It leaves out explicit
+ * priorities, delayed jobs and payload bytes; adapters own their connections.
  */
 export interface JobQueue {
   /** Throws QueueFullError when at capacity: new work is rejected, queued work is never dropped. */

@@ -53,6 +53,7 @@ export const JobMessageWire = z.object({
   }),
   deadline: z.number().int().nonnegative(),
   enqueuedAt: z.number().int().nonnegative(),
+  priorAttempts: z.number().int().nonnegative().max(100).optional(),
 });
 // Compile-time check: what the schema yields is a JobMessage.
 const _fits: z.ZodType<JobMessage, z.input<typeof JobMessageWire>> = JobMessageWire;

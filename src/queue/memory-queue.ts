@@ -1,3 +1,4 @@
+import { FairShare } from "./fair-share.js";
 import type { Delivery, JobMessage, JobQueue, QueueStats } from "./job-queue.js";
 import { QueueFullError } from "./job-queue.js";
 
@@ -8,15 +9,25 @@ interface Entry {
 
 type Waiter = (entry: Entry | null) => void;
 
+/** The fair-share key of a job: its tenant, or one shared key in an open node. */
+function tenantOf(message: JobMessage): string {
+  return message.tenant ?? "";
+}
+
 /**
- * Embedded JobQueue: a bounded in-memory FIFO. Memory cost per entry is the
- * control message only (~1 KB); the bytes live in the staging table.
+ * Embedded JobQueue: bounded and in memory, one FIFO per tenant, and between
+ * tenants the one whose jobs have cost the least CPU goes next (FairShare),
+ * so a tenant looping expensive inputs cannot starve the others. Memory cost
+ * per entry is the control message only (~1 KB); the bytes live in the
+ * staging table.
  */
 export class MemoryJobQueue implements JobQueue {
   readonly #capacity: number;
   readonly #maxAttempts: number;
-  #entries: Entry[] = [];
-  #head = 0;
+  /** Waiting entries per tenant; Map order is the order tenants' oldest entries arrived in. */
+  readonly #byTenant = new Map<string, Entry[]>();
+  readonly #share = new FairShare();
+  #depth = 0;
   readonly #waiters = new Set<Waiter>();
   #waitOrder: Waiter[] = [];
   #inFlight = 0;
@@ -29,7 +40,7 @@ export class MemoryJobQueue implements JobQueue {
 
   async enqueue(message: JobMessage): Promise<void> {
     if (this.#closed) throw new Error("the job queue is closed");
-    if (this.#depth() >= this.#capacity) throw new QueueFullError(this.#capacity);
+    if (this.#depth >= this.#capacity) throw new QueueFullError(this.#capacity);
     this.#offer({ message, attempt: 1 }, false);
   }
 
@@ -53,12 +64,14 @@ export class MemoryJobQueue implements JobQueue {
   }
 
   stats(): QueueStats {
-    const oldest = this.#entries[this.#head];
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const entries of this.#byTenant.values())
+      oldest = Math.min(oldest, entries[0]?.message.enqueuedAt ?? oldest);
     return {
-      depth: this.#depth(),
+      depth: this.#depth,
       capacity: this.#capacity,
       inFlight: this.#inFlight,
-      oldestAgeMs: oldest ? Math.max(0, Date.now() - oldest.message.enqueuedAt) : 0,
+      oldestAgeMs: Number.isFinite(oldest) ? Math.max(0, Date.now() - oldest) : 0,
     };
   }
 
@@ -69,54 +82,69 @@ export class MemoryJobQueue implements JobQueue {
     this.#waitOrder = [];
   }
 
-  #depth(): number {
-    return this.#entries.length - this.#head;
-  }
-
-  /** Hands the entry to the longest-waiting consumer, or queues it (redeliveries go first). */
+  /** Hands the entry to the longest-waiting consumer, or queues it (redeliveries first in their tenant's line). */
   #offer(entry: Entry, atHead: boolean): void {
+    this.#share.joined(tenantOf(entry.message));
     while (this.#waitOrder.length > 0) {
       const waiter = this.#waitOrder.shift() as Waiter;
       if (!this.#waiters.delete(waiter)) continue;
       waiter(entry);
       return;
     }
-    if (atHead) this.#entries.splice(this.#head, 0, entry);
-    else this.#entries.push(entry);
+    const tenant = tenantOf(entry.message);
+    const entries = this.#byTenant.get(tenant) ?? [];
+    if (atHead) entries.unshift(entry);
+    else entries.push(entry);
+    this.#byTenant.set(tenant, entries);
+    this.#depth++;
   }
 
   #take(): Entry | undefined {
-    const entry = this.#entries[this.#head];
-    if (!entry) return undefined;
-    this.#head++;
-    // Compact now and then so the array does not grow with every message ever queued.
-    if (this.#head > 1024 && this.#head * 2 > this.#entries.length) {
-      this.#entries = this.#entries.slice(this.#head);
-      this.#head = 0;
-    }
+    const tenant = this.#share.pick(this.#byTenant.keys());
+    if (tenant === undefined) return undefined;
+    const entries = this.#byTenant.get(tenant) as Entry[];
+    const entry = entries.shift() as Entry;
+    // An emptied line leaves the map, so a tenant's next job lines up by its own arrival.
+    if (entries.length === 0) this.#byTenant.delete(tenant);
+    this.#depth--;
     return entry;
   }
 
   #deliver(entry: Entry): Delivery {
     this.#inFlight++;
+    const tenant = tenantOf(entry.message);
+    const estimateMs = this.#share.dispatched(tenant);
+    let costMs: number | undefined;
     let settled = false;
-    const settle = () => {
+    const settle = (charged: boolean) => {
       if (settled) throw new Error(`job ${entry.message.id}: delivery settled twice`);
       settled = true;
       this.#inFlight--;
+      this.#share.ended(tenant, estimateMs, charged ? (costMs ?? 0) : undefined);
+    };
+    const again = (attempt: number) => {
+      if (this.#closed) return false;
+      this.#offer({ message: entry.message, attempt }, true);
+      return true;
     };
     return {
       message: entry.message,
       attempt: entry.attempt,
-      ack: async () => settle(),
-      term: async () => settle(),
+      // A job settled without a measured cost (dropped unprocessed) gives its estimate back.
+      ack: async () => settle(costMs !== undefined),
+      term: async () => settle(costMs !== undefined),
       // No redelivery timer here: a delivery stays in hand until it is settled.
       working: async () => {},
+      spent: (cpuMs) => {
+        costMs = cpuMs;
+      },
       retry: async () => {
-        settle();
-        if (entry.attempt >= this.#maxAttempts || this.#closed) return false;
-        this.#offer({ message: entry.message, attempt: entry.attempt + 1 }, true);
-        return true;
+        settle(costMs !== undefined);
+        return entry.attempt < this.#maxAttempts && again(entry.attempt + 1);
+      },
+      requeue: async () => {
+        settle(false);
+        return again(entry.attempt);
       },
     };
   }

@@ -14,4 +14,10 @@ export interface JobDataPath {
   fetchInput(ref: StagedRef, deadline?: number): Promise<Buffer | undefined>;
   /** Hands the outcome to whoever waits; false when nobody does any more. */
   postResult(job: JobMessage, outcome: JobOutcome): Promise<boolean>;
+  /**
+   * False when nobody waits for this job any more (its client has gone), so
+   * it is not started; only where that is cheap to know (embedded). Absent:
+   * unknown until `fetchInput` or `postResult` say so.
+   */
+  isWaiting?(job: JobMessage): boolean;
 }

@@ -18,4 +18,8 @@ export class LocalDataPath implements JobDataPath {
   async postResult(job: JobMessage, outcome: JobOutcome): Promise<boolean> {
     return this.pending.settle(job.id, outcome);
   }
+
+  isWaiting(job: JobMessage): boolean {
+    return this.pending.has(job.id);
+  }
 }

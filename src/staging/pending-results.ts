@@ -30,6 +30,11 @@ export class PendingResults {
     return true;
   }
 
+  /** Someone still waits for this job's outcome (its client has not gone, its deadline not passed). */
+  has(jobId: string): boolean {
+    return this.#waiting.has(jobId);
+  }
+
   get size(): number {
     return this.#waiting.size;
   }

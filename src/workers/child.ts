@@ -22,8 +22,12 @@ function send(message: FromWorker, body?: Uint8Array): void {
   writeFrame(data, message, body);
 }
 
+/** Jobs the supervisor withdrew before their turn (their client has gone). */
+const cancelled = new Set<string>();
+
 async function runJob(job: Extract<ToWorker, { kind: "job" }>, input: Buffer): Promise<void> {
-  if (Date.now() >= job.deadline) return send({ kind: "expired", jobId: job.jobId });
+  if (cancelled.delete(job.jobId) || Date.now() >= job.deadline)
+    return send({ kind: "expired", jobId: job.jobId });
   send({ kind: "started", jobId: job.jobId });
   const started = performance.now();
   const cpu = process.cpuUsage();
@@ -54,6 +58,8 @@ readFrames(data, ({ header: text, body }) => {
     process.exit(70);
   }
   const header = read.value;
+  // At once, not in turn: it is about a job waiting in the queue below.
+  if (header.kind === "cancel") return void cancelled.add(header.jobId);
   queue = queue.then(() => (header.kind === "exit" ? process.exit(0) : runJob(header, body)));
 });
 // The supervisor is gone: nobody will read our results.

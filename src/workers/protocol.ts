@@ -10,6 +10,8 @@ import { countWire, OutputInfoWire, WireProblemWire } from "../wire/shapes.js";
  */
 export type ToWorker =
   | { kind: "job"; jobId: string; spec: ResizeSpec /** epoch ms */; deadline: number }
+  /** Drop this job if it has not started (its client has gone): answer `expired` when its turn comes. */
+  | { kind: "cancel"; jobId: string }
   /** Exit after the jobs already sent. */
   | { kind: "exit" };
 
@@ -56,6 +58,7 @@ void _fromFits;
 
 export const ToWorkerWire = z.union([
   z.strictObject({ kind: z.literal("job"), jobId, spec: ResizeSpecWire, deadline: z.number().int() }),
+  z.strictObject({ kind: z.literal("cancel"), jobId }),
   z.strictObject({ kind: z.literal("exit") }),
 ]);
 const _toFits: z.ZodType<ToWorker, z.input<typeof ToWorkerWire>> = ToWorkerWire;

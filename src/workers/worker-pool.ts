@@ -8,7 +8,7 @@ import type { JobDataPath } from "../staging/data-path.js";
 import type { JobOutcome, WorkerTimings } from "../staging/job-outcome.js";
 import { delay, nowMs } from "../util/time.js";
 import type { WireRejections } from "../wire/wire.js";
-import { type RunResult, WorkerProcess } from "./worker-process.js";
+import { type RunResult, type Spent, WorkerProcess } from "./worker-process.js";
 
 export interface WorkerPoolOptions {
   count: number;
@@ -30,11 +30,13 @@ export interface WorkerPoolOptions {
 }
 
 export interface WorkerPoolEvents {
-  "job-start": [{ pid: number; jobId: string }];
+  "job-start": [{ pid: number; jobId: string; tenant: string | null }];
   restart: [{ pid: number; reason: RestartReason }];
 }
 
 export type RestartReason = "crash" | "timeout" | "memory";
+
+type WaitedTimings = Pick<WorkerTimings, "queueMs" | "fetchMs">;
 
 /** Pause before respawning after a failed start, so a broken install does not spin a core. */
 const RESPAWN_BACKOFF_MS = 1000;
@@ -48,6 +50,9 @@ const LANES_PER_WORKER = 2;
 
 /** How often a job in hand signals progress; well under the fleet queue's 6 s ack wait. */
 const WORKING_SIGNAL_MS = 2000;
+
+/** How often a job waiting in a worker behind another is checked for a client that has gone. */
+const STILL_WANTED_CHECK_MS = 100;
 
 /**
  * Supervises worker processes. Each lane pulls a job only when it is free
@@ -162,7 +167,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   }
 
   async #handle(slot: number, worker: WorkerProcess, delivery: Delivery): Promise<void> {
-    if (Date.now() >= delivery.message.deadline) return this.#dropExpired(delivery);
+    if (!this.#stillWanted(delivery.message)) return this.#dropExpired(delivery);
     // From here until it is settled the job tells the queue it is alive, so it is not redelivered meanwhile.
     const keepAlive = setInterval(() => void delivery.working().catch(() => {}), WORKING_SIGNAL_MS);
     try {
@@ -188,15 +193,26 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       metrics.queueWait.observe(queueMs / 1000);
       this.#running.set(slot, (this.#running.get(slot) ?? 0) + 1);
       this.#updateGauges();
-      this.emit("job-start", { pid: worker.pid, jobId: message.id });
+      this.emit("job-start", { pid: worker.pid, jobId: message.id, tenant: message.tenant });
     };
+    // While it waits in the worker behind another job, its client may leave: then it never starts.
+    const watch = setInterval(() => {
+      if (!started && !this.#stillWanted(message)) worker.cancel(message.id);
+    }, STILL_WANTED_CHECK_MS);
     try {
       const result = await worker.run(message, input, onStarted);
+      clearInterval(watch);
       await this.#settle(slot, worker, delivery, result, { queueMs, fetchMs });
     } finally {
+      clearInterval(watch);
       if (started) this.#running.set(slot, (this.#running.get(slot) ?? 1) - 1);
       this.#updateGauges();
     }
+  }
+
+  /** Someone still waits for the job: its deadline has not passed and (where the data path knows) its client is there. */
+  #stillWanted(message: JobMessage): boolean {
+    return Date.now() < message.deadline && this.#options.dataPath.isWaiting?.(message) !== false;
   }
 
   async #settle(
@@ -207,21 +223,11 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     waited: Pick<WorkerTimings, "queueMs" | "fetchMs">,
   ): Promise<void> {
     const { message } = delivery;
-    if (result.kind === "done") {
-      const { reply } = result;
-      const timings = { ...waited, processMs: reply.processMs, cpuMs: reply.cpuMs };
-      this.#options.metrics.processing.observe({ format: message.spec.outputFormat }, reply.processMs / 1000);
-      this.#options.metrics.workerRss.set({ worker: String(slot) }, reply.rssBytes);
-      const outcome: JobOutcome = reply.ok
-        ? { ok: true, data: result.output, info: reply.info, timings }
-        : { ok: false, problem: reply.problem, timings };
-      await this.#post(message, outcome);
-      await delivery.ack();
-      if (reply.rssBytes > this.#options.maxRssBytes) await this.#recycle(slot, worker, reply.rssBytes);
-      return;
-    }
+    if (result.kind === "done") return this.#settleDone(slot, worker, delivery, result, waited);
     if (result.kind === "expired") return this.#dropExpired(delivery);
-    const timings = { ...waited, processMs: 0, cpuMs: 0 };
+    // A kill or timeout is billed too: what the worker spent until then, measured from outside it.
+    const timings = { ...waited, ...result.spent };
+    delivery.spent(result.spent.cpuMs);
     if (result.kind === "timeout") {
       this.#restarted(worker, "timeout", `job ${message.id} exceeded ${message.spec.limits.timeoutMs} ms`);
       await this.#post(message, { ok: false, problem: timeoutProblem(message), timings });
@@ -229,13 +235,46 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
       return;
     }
     this.#restarted(worker, "crash", `${result.exit} during job ${message.id}`);
+    if (!this.#stillWanted(message)) return this.#dropExpired(delivery);
+    // It waited behind the job that was running: not its fault, so no attempt is charged.
+    if (!result.started) return this.#requeue(delivery);
+    await this.#retryOrGiveUp(delivery, result.exit, timings);
+  }
+
+  async #settleDone(
+    slot: number,
+    worker: WorkerProcess,
+    delivery: Delivery,
+    result: Extract<RunResult, { kind: "done" }>,
+    waited: Pick<WorkerTimings, "queueMs" | "fetchMs">,
+  ): Promise<void> {
+    const { message } = delivery;
+    const { reply } = result;
+    const timings = { ...waited, processMs: reply.processMs, cpuMs: reply.cpuMs };
+    this.#options.metrics.processing.observe({ format: message.spec.outputFormat }, reply.processMs / 1000);
+    this.#options.metrics.workerRss.set({ worker: String(slot) }, reply.rssBytes);
+    const outcome: JobOutcome = reply.ok
+      ? { ok: true, data: result.output, info: reply.info, timings }
+      : { ok: false, problem: reply.problem, timings };
+    delivery.spent(reply.cpuMs);
+    await this.#post(message, outcome);
+    await delivery.ack();
+    if (reply.rssBytes > this.#options.maxRssBytes) await this.#recycle(slot, worker, reply.rssBytes);
+  }
+
+  async #requeue(delivery: Delivery): Promise<void> {
+    if (await delivery.requeue()) this.#options.metrics.jobsRedelivered.inc();
+  }
+
+  /** The job was running when its worker died: another attempt, or the dead letters once they are used up. */
+  async #retryOrGiveUp(delivery: Delivery, exit: string, timings: Spent & WaitedTimings): Promise<void> {
     if (await delivery.retry()) {
       this.#options.metrics.jobsRedelivered.inc();
       return;
     }
-    const problem = crashProblem(delivery.attempt, result.exit);
+    const problem = crashProblem(delivery.attempt, exit);
     await this.#deadLetter(delivery, "worker-crashed", problem.detail);
-    await this.#post(message, { ok: false, problem, timings });
+    await this.#post(delivery.message, { ok: false, problem, timings });
   }
 
   async #deadLetter(delivery: Delivery, reason: DeadLetterReason, cause: unknown): Promise<void> {

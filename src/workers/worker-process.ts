@@ -5,14 +5,29 @@ import { createInterface } from "node:readline";
 import type { ResizeSpec } from "../image/spec.js";
 import { checkWire, LOG_ONLY_WIRE, type WireRejections } from "../wire/wire.js";
 import { type Frame, readFrames, writeFrame } from "./framing.js";
+import { processCpuMs } from "./process-cpu.js";
 import { DATA_FD, type DoneMessage, type FromWorker, FromWorkerWire, type ToWorker } from "./protocol.js";
 import { forkWorker } from "./spawn.js";
 
+/** What a job cost up to a kill, measured from outside the worker. */
+export interface Spent {
+  processMs: number;
+  cpuMs: number;
+}
+
 export type RunResult =
   | { kind: "done"; reply: DoneMessage; output: Buffer }
-  | { kind: "crashed"; exit: string }
+  /**
+   * The worker died. `started` is false for a job still waiting behind the
+   * one running: it cannot have caused the death, and its cost is zero.
+   */
+  | { kind: "crashed"; exit: string; started: boolean; spent: Spent }
+  /** Dropped unprocessed: its deadline passed, or it was cancelled, before its turn. */
   | { kind: "expired" }
-  | { kind: "timeout" };
+  | { kind: "timeout"; spent: Spent };
+
+/** How often the CPU of a running job is sampled, so a worker that dies suddenly still has its cost known. */
+const CPU_SAMPLE_MS = 250;
 
 /** A time budget for one start: loading sharp takes ~100-300 ms; ten seconds means something is wrong. */
 const START_TIMEOUT_MS = 10_000;
@@ -95,30 +110,32 @@ export class WorkerProcess {
   /**
    * Sends one job and resolves with its outcome. The job may wait in the
    * worker behind the one it is running; the time limit counts from when the
-   * worker starts it, and a worker over the limit is killed.
+   * worker starts it, and a worker over the limit is killed. The job's CPU is
+   * sampled from /proc while it runs, so a timeout or a crash still says
+   * what it cost.
    */
   async run(
     job: { id: string; spec: ResizeSpec; deadline: number },
     input: Buffer,
     onStarted: () => void,
   ): Promise<RunResult> {
-    const { id: jobId, spec, deadline } = job;
-    const timeoutMs = spec.limits.timeoutMs;
-    if (!this.#alive) return { kind: "crashed", exit: "had already exited" };
+    if (!this.#alive) return { kind: "crashed", exit: "had already exited", started: false, spent: NOTHING };
+    const meter = new JobMeter(this.pid);
     let listener: ((frame: Frame<FromWorker>) => void) | undefined;
     let timer: NodeJS.Timeout | undefined;
     const settled = new Promise<RunResult>((resolve) => {
       listener = ({ header: m, body }) => {
-        if (!("jobId" in m) || m.jobId !== jobId) return;
+        if (!("jobId" in m) || m.jobId !== job.id) return;
         if (m.kind === "started") {
           this.jobs++;
-          timer = setTimeout(() => resolve({ kind: "timeout" }), timeoutMs);
+          meter.start();
+          timer = setTimeout(
+            () => resolve({ kind: "timeout", spent: meter.spent() }),
+            job.spec.limits.timeoutMs,
+          );
           onStarted();
-        } else if (m.kind === "expired") {
-          resolve({ kind: "expired" });
-        } else if (m.kind === "done") {
-          resolve({ kind: "done", reply: m, output: body });
-        }
+        } else if (m.kind === "expired") resolve({ kind: "expired" });
+        else if (m.kind === "done") resolve({ kind: "done", reply: m, output: body });
       };
       this.#listeners.add(listener);
     });
@@ -126,19 +143,25 @@ export class WorkerProcess {
     // would keep every job's result (and its image bytes) reachable until the worker exits.
     let onExit: ((exit: string) => void) | undefined;
     const crashed = new Promise<RunResult>((resolve) => {
-      onExit = (exit) => resolve({ kind: "crashed", exit });
+      onExit = (exit) => resolve({ kind: "crashed", exit, started: meter.started, spent: meter.spent() });
       this.#exitListeners.add(onExit);
     });
-    this.#send({ kind: "job", jobId, spec, deadline }, input);
+    this.#send({ kind: "job", jobId: job.id, spec: job.spec, deadline: job.deadline }, input);
     try {
       const result = await Promise.race([settled, crashed]);
       if (result.kind === "timeout") this.kill();
       return result;
     } finally {
+      meter.stop();
       clearTimeout(timer);
       if (listener) this.#listeners.delete(listener);
       if (onExit) this.#exitListeners.delete(onExit);
     }
+  }
+
+  /** The job, if it has not started yet, is dropped by the worker when its turn comes (it answers `expired`). */
+  cancel(jobId: string): void {
+    this.#send({ kind: "cancel", jobId });
   }
 
   #send(message: ToWorker, body?: Buffer): void {
@@ -165,5 +188,43 @@ export class WorkerProcess {
   kill(): void {
     if (this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill("SIGKILL");
     this.#alive = false;
+  }
+}
+
+const NOTHING: Spent = { processMs: 0, cpuMs: 0 };
+
+/** One job's wall time and CPU from its start, the CPU read from /proc (sampled, and once more at the end). */
+class JobMeter {
+  #startedAt = 0;
+  #cpuAtStart: number | undefined;
+  #lastCpu: number | undefined;
+  #sampler: NodeJS.Timeout | undefined;
+  started = false;
+
+  constructor(private readonly pid: number) {}
+
+  start(): void {
+    this.started = true;
+    this.#startedAt = performance.now();
+    this.#cpuAtStart = processCpuMs(this.pid);
+    this.#lastCpu = this.#cpuAtStart;
+    this.#sampler = setInterval(() => this.#sample(), CPU_SAMPLE_MS);
+    this.#sampler.unref();
+  }
+
+  /** Up to now; for a process already gone, up to the last sample (a lower bound, short by < 250 ms). */
+  spent(): Spent {
+    if (!this.started) return NOTHING;
+    this.#sample();
+    const cpuMs = this.#cpuAtStart === undefined ? 0 : (this.#lastCpu ?? this.#cpuAtStart) - this.#cpuAtStart;
+    return { processMs: performance.now() - this.#startedAt, cpuMs: Math.max(0, cpuMs) };
+  }
+
+  stop(): void {
+    clearInterval(this.#sampler);
+  }
+
+  #sample(): void {
+    this.#lastCpu = processCpuMs(this.pid) ?? this.#lastCpu;
   }
 }

@@ -46,7 +46,7 @@ export async function scanBomb(side: number, extraScans: number): Promise<Buffer
   const last = Buffer.from((scans[scans.length - 1] as Segment).bytes);
   const successive = 5 + 2 * (last[4] as number) + 2;
   last[successive] = 0x00;
-  const parts = [base.subarray(0, 2)];
+  const parts: Buffer[] = [base.subarray(0, 2)];
   for (const segment of segments) {
     if (segment.marker === 0xd9) for (let i = 0; i < extraScans; i++) parts.push(last);
     parts.push(segment.bytes);

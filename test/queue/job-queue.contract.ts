@@ -194,6 +194,23 @@ export function describeJobQueue(
       expect(await pending).toBeNull();
     });
 
+    it("requeue puts a message back without charging an attempt (it never ran)", async () => {
+      const queue = await fresh({ maxAttempts: 1 });
+      const m = message({ tenant: "ten_1" });
+      await queue.enqueue(m);
+      const d1 = await queue.pull(signal());
+      expect(await d1?.requeue()).toBe(true);
+      const d2 = await queue.pull(signal());
+      expect([d2?.message.id, d2?.message.tenant, d2?.attempt]).toEqual([m.id, "ten_1", 1]);
+      // Its one attempt is still to be used: a crash now gives it up.
+      expect(await d2?.retry()).toBe(false);
+      await expectStats(queue, { depth: 0, inFlight: 0 });
+      const abort = new AbortController();
+      const pending = queue.pull(abort.signal);
+      abort.abort();
+      expect(await pending).toBeNull();
+    });
+
     it("reports depth, in-flight and the oldest message's age", async () => {
       const queue = await fresh();
       await queue.enqueue(message({ enqueuedAt: Date.now() - 5000 }));
