@@ -41,6 +41,7 @@ export class PgliteDatabase implements Database {
   #reopening: Promise<PGlite> | null = null;
   #lastReopenAt = 0;
   readonly #storage: StorageWatch | null;
+  #closed = false;
 
   private constructor(
     pg: PGlite,
@@ -104,6 +105,7 @@ export class PgliteDatabase implements Database {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     this.#storage?.close();
     const pg = this.#pg ?? (await this.#reopening?.catch(() => null));
     this.#pg = null;
@@ -123,6 +125,8 @@ export class PgliteDatabase implements Database {
   #instance(): Promise<PGlite> {
     if (this.#pg) return Promise.resolve(this.#pg);
     if (this.#reopening) return this.#reopening;
+    // Closed: never opened again (the node stopped, and its data directory lock may be gone).
+    if (this.#closed) return Promise.reject(new DatabaseUnavailableError("the embedded database is closed"));
     const failure = this.storageFailure();
     if (failure && Date.now() - this.#lastReopenAt < REOPEN_EVERY_MS) {
       return Promise.reject(this.#stoppedError(failure));
