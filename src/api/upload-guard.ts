@@ -36,7 +36,7 @@ export class UploadGuard {
   #received = 0;
   #timer: NodeJS.Timeout | undefined;
   #refusal: ProblemError | undefined;
-  #listener: ((problem: ProblemError) => void) | undefined;
+  #listeners: ((problem: ProblemError) => void)[] = [];
 
   constructor(options: UploadGuardOptions) {
     this.#options = options;
@@ -63,14 +63,19 @@ export class UploadGuard {
   /** Calls `listener` with the refusal when the timer cuts the upload off (at once when it already has). */
   onRefusal(listener: (problem: ProblemError) => void): void {
     if (this.#refusal) listener(this.#refusal);
-    else this.#listener = listener;
+    else if (this.#timer) this.#listeners.push(listener);
+  }
+
+  /** Rejects with the refusal when the upload is cut off; never settles otherwise. */
+  refused(): Promise<never> {
+    return new Promise((_, reject) => this.onRefusal(reject));
   }
 
   /** The body has all arrived, or the request has ended: no more checks. Idempotent. */
   stop(): void {
     clearInterval(this.#timer);
     this.#timer = undefined;
-    this.#listener = undefined;
+    this.#listeners = [];
   }
 
   #check(): void {
@@ -110,9 +115,9 @@ export class UploadGuard {
       `${detail} (${this.#received} bytes received); the connection is closed — retry on a faster connection or with a smaller image`,
       { extras: { limit, receivedBytes: this.#received } },
     );
-    const listener = this.#listener;
+    const listeners = this.#listeners;
     this.#refuse(limit, problem);
-    listener?.(problem);
+    for (const listener of listeners) listener(problem);
   }
 
   #refuse(limit: UploadLimit, problem: ProblemError): ProblemError {

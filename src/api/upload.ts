@@ -30,9 +30,12 @@ export async function readUpload(request: FastifyRequest, maxInputBytes: number)
     if (request.body.length > maxInputBytes) throw tooLarge(request.body.length, maxInputBytes);
     return request.body;
   }
-  const file = await malformedFormIs400(() =>
-    request.file({ limits: { fileSize: maxInputBytes, files: 1, fields: 10, parts: 20 } }),
-  );
+  const guard = guards.get(request);
+  const file = await malformedFormIs400(() => {
+    const parsing = request.file({ limits: { fileSize: maxInputBytes, files: 1, fields: 10, parts: 20 } });
+    // A client may trickle the form before its image part even starts.
+    return guard ? Promise.race([parsing, guard.refused()]) : parsing;
+  });
   if (!file)
     throw new ProblemError(
       "empty-body",
@@ -45,7 +48,7 @@ export async function readUpload(request: FastifyRequest, maxInputBytes: number)
       `the multipart file field is '${file.fieldname}'; name it '${MULTIPART_FIELD}'`,
     );
   }
-  return malformedFormIs400(() => readFilePart(file, guards.get(request), maxInputBytes));
+  return malformedFormIs400(() => readFilePart(file, guard, maxInputBytes));
 }
 
 /**

@@ -72,6 +72,16 @@ describe("slow uploads", () => {
     await vi.waitFor(() => expect(running.node.adapters.staging.bytes).toBe(0), CI_POLL);
   });
 
+  it("cuts off a multipart upload that trickles before its image part even starts", async () => {
+    const running = await startNode(SMALL_NODE);
+    const upload = rawUpload(running.url, running.apiKey, 512 * KiB, { multipart: true, partHeader: false });
+    upload.trickle(200);
+
+    const answer = await within(upload.closed, CUT_OFF_MS);
+    expect(answer.status).toBe(408);
+    expect(problemOf(answer)).toMatchObject({ type: "/problems/upload-too-slow", limit: "rate" });
+  });
+
   it("cuts off an upload that keeps pace but is not done by its deadline", async () => {
     const running = await startNode({ ...SMALL_NODE, uploads: { ...SMALL_NODE.uploads, timeoutMs: 1000 } });
     const upload = rawUpload(running.url, running.apiKey, 512 * KiB);
@@ -149,7 +159,7 @@ describe("slow uploads", () => {
           shareBytes: SHARE,
         });
       }
-      expect(staging.bytesOf(running.tenant)).toBe(1500 * KiB);
+      await vi.waitFor(() => expect(staging.bytesOf(running.tenant)).toBe(1500 * KiB), CI_POLL);
       expect(peak).toBeLessThanOrEqual(SHARE);
       expect((await fetch(`${running.url}/readyz`)).status).toBe(200);
       expect(await running.metric("imgfleet_upload_refusals_total", { limit: "tenant-share" })).toBe(6);

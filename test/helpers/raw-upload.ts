@@ -29,13 +29,14 @@ const BOUNDARY = "raw-upload-boundary";
  * Opens a connection and writes the request's head. `declaredBytes` is the
  * Content-Length; null sends the body chunked (no declared length). With
  * `multipart`, the body is a multipart/form-data form whose `image` part's
- * header is sent at once (and counted in `declaredBytes`).
+ * header is sent at once (and counted in `declaredBytes`), unless
+ * `partHeader` is false.
  */
 export function rawUpload(
   url: string,
   apiKey: string,
   declaredBytes: number | null,
-  options: { multipart?: boolean } = {},
+  options: { multipart?: boolean; partHeader?: boolean } = {},
 ): RawUpload {
   const { hostname, port } = new URL(url);
   const socket = connect(Number(port), hostname);
@@ -58,7 +59,8 @@ export function rawUpload(
   socket.write(
     `POST /v1/resize?w=16 HTTP/1.1\r\nHost: ${hostname}\r\nAuthorization: Bearer ${apiKey}\r\nContent-Type: ${type}\r\n${length}\r\n\r\n`,
   );
-  if (options.multipart) {
+  // Without the part's header, what follows is the form's preamble: no file ever starts.
+  if (options.multipart && options.partHeader !== false) {
     socket.write(
       `--${BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`,
     );
