@@ -8,7 +8,7 @@ import sharp from "sharp";
 import { classifySharpError, resizeImage } from "../image/pipeline.js";
 import { checkWire } from "../wire/wire.js";
 import { readFrames, writeFrame } from "./framing.js";
-import { DATA_FD, type FromWorker, type ToWorker, ToWorkerWire } from "./protocol.js";
+import { DATA_FD, DEADLINE_MARGIN_MS, type FromWorker, type ToWorker, ToWorkerWire } from "./protocol.js";
 
 // Every input is different: libvips' operation cache would only hold memory.
 sharp.cache(false);
@@ -26,7 +26,7 @@ function send(message: FromWorker, body?: Uint8Array): void {
 const cancelled = new Set<string>();
 
 async function runJob(job: Extract<ToWorker, { kind: "job" }>, input: Buffer): Promise<void> {
-  if (cancelled.delete(job.jobId) || Date.now() >= job.deadline)
+  if (cancelled.delete(job.jobId) || Date.now() >= job.deadline - DEADLINE_MARGIN_MS)
     return send({ kind: "expired", jobId: job.jobId });
   send({ kind: "started", jobId: job.jobId });
   const started = performance.now();

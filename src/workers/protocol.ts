@@ -34,6 +34,13 @@ export type FromWorker =
 
 export type DoneMessage = Extract<FromWorker, { kind: "done" }>;
 
+/**
+ * A job runs until this long before its deadline, so that its outcome (and
+ * the CPU it cost, which is billed) reaches the waiting request before the
+ * request gives up; a job with less time left is not started.
+ */
+export const DEADLINE_MARGIN_MS = 250;
+
 /** The file descriptor of the data socket in the worker (0-2 are stdio, 4 is Node's IPC channel). */
 export const DATA_FD = 3;
 

@@ -229,8 +229,9 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     const timings = { ...waited, ...result.spent };
     delivery.spent(result.spent.cpuMs);
     if (result.kind === "timeout") {
-      this.#restarted(worker, "timeout", `job ${message.id} exceeded ${message.spec.limits.timeoutMs} ms`);
-      await this.#post(message, { ok: false, problem: timeoutProblem(message), timings });
+      const problem = timeoutProblem(message, result.limit);
+      this.#restarted(worker, "timeout", `job ${message.id}: ${problem.detail}`);
+      await this.#post(message, { ok: false, problem, timings });
       await delivery.term();
       return;
     }
@@ -334,7 +335,14 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   }
 }
 
-function timeoutProblem(message: JobMessage): WireProblem {
+function timeoutProblem(message: JobMessage, limit: "processing" | "deadline"): WireProblem {
+  if (limit === "deadline") {
+    return {
+      code: "timeout",
+      detail:
+        "the request's deadline came while the image was still being processed (it had waited for a busy worker); stopped, and billed for the work done. Retry later, or send a smaller image or fewer effects",
+    };
+  }
   return {
     code: "timeout",
     detail: `processing took longer than the ${message.spec.limits.timeoutMs} ms per-image limit; try a smaller image or fewer effects`,

@@ -6,7 +6,14 @@ import type { ResizeSpec } from "../image/spec.js";
 import { checkWire, LOG_ONLY_WIRE, type WireRejections } from "../wire/wire.js";
 import { type Frame, readFrames, writeFrame } from "./framing.js";
 import { processCpuMs } from "./process-cpu.js";
-import { DATA_FD, type DoneMessage, type FromWorker, FromWorkerWire, type ToWorker } from "./protocol.js";
+import {
+  DATA_FD,
+  DEADLINE_MARGIN_MS,
+  type DoneMessage,
+  type FromWorker,
+  FromWorkerWire,
+  type ToWorker,
+} from "./protocol.js";
 import { forkWorker } from "./spawn.js";
 
 /** What a job cost up to a kill, measured from outside the worker. */
@@ -24,7 +31,8 @@ export type RunResult =
   | { kind: "crashed"; exit: string; started: boolean; spent: Spent }
   /** Dropped unprocessed: its deadline passed, or it was cancelled, before its turn. */
   | { kind: "expired" }
-  | { kind: "timeout"; spent: Spent };
+  /** Killed at the per-image time limit, or at the request's deadline (nobody would wait for it longer). */
+  | { kind: "timeout"; limit: "processing" | "deadline"; spent: Spent };
 
 /** How often the CPU of a running job is sampled, so a worker that dies suddenly still has its cost known. */
 const CPU_SAMPLE_MS = 250;
@@ -129,10 +137,8 @@ export class WorkerProcess {
         if (m.kind === "started") {
           this.jobs++;
           meter.start();
-          timer = setTimeout(
-            () => resolve({ kind: "timeout", spent: meter.spent() }),
-            job.spec.limits.timeoutMs,
-          );
+          const { ms, limit } = timeLimit(job);
+          timer = setTimeout(() => resolve({ kind: "timeout", limit, spent: meter.spent() }), ms);
           onStarted();
         } else if (m.kind === "expired") resolve({ kind: "expired" });
         else if (m.kind === "done") resolve({ kind: "done", reply: m, output: body });
@@ -192,6 +198,18 @@ export class WorkerProcess {
 }
 
 const NOTHING: Spent = { processMs: 0, cpuMs: 0 };
+
+/** How long a job just started may run: its per-image limit, or less when its request's deadline comes first. */
+function timeLimit(job: { spec: ResizeSpec; deadline: number }): {
+  ms: number;
+  limit: "processing" | "deadline";
+} {
+  const processing = job.spec.limits.timeoutMs;
+  const untilDeadline = Math.max(0, job.deadline - DEADLINE_MARGIN_MS - Date.now());
+  return untilDeadline < processing
+    ? { ms: untilDeadline, limit: "deadline" }
+    : { ms: processing, limit: "processing" };
+}
 
 /** One job's wall time and CPU from its start, the CPU read from /proc (sampled, and once more at the end). */
 class JobMeter {

@@ -1,7 +1,8 @@
 import { once } from "node:events";
 import sharp from "sharp";
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { ImgfleetNode } from "../../src/app/node.js";
+import { utcDay } from "../../src/usage/archive.js";
 import { noiseImage, solidImage } from "../helpers/images.js";
 import { poolOf, startNode } from "../helpers/node.js";
 
@@ -96,22 +97,29 @@ describe("worker supervision", () => {
     ).not.toContain(before);
   });
 
-  it("a job whose deadline passed while it waited is dropped before processing", async () => {
-    const { node, post, metric } = await startNode({ queue: { deadlineMs: 400 } });
-    const started: string[] = [];
-    poolOf(node).on("job-start", ({ jobId }) => started.push(jobId));
-    // ~1.4 s of blur on an idle core: over 3x the 400 ms deadline, so the second job (handed to the
-    // same worker, which runs one image at a time) expires before its turn even when the machine is idle.
-    const slow = post("/v1/resize?blur=100", await noiseImage(4000));
-    await once(poolOf(node), "job-start");
-    const waiting = await post("/v1/resize?w=50", await solidImage(200, 100));
-    expect(waiting.status).toBe(504);
-    expect((await problemOf(waiting)).type).toBe("/problems/timeout");
-    expect((await slow).status).toBe(504);
-    await vi.waitFor(async () => expect(await metric("imgfleet_jobs_expired_total")).toBe(1), {
-      timeout: 15_000,
+  it("a job whose request deadline comes while it runs is stopped there and billed, instead of running on for nobody", async () => {
+    const { node, post, metric, tenant } = await startNode({
+      queue: { deadlineMs: 1000 },
+      usage: { flushIntervalMs: 50, confirmIntervalMs: 20 },
     });
-    expect(started).toHaveLength(1);
-    expect(poolOf(node).workers()[0]?.jobs).toBe(1);
+    const [before] = poolOf(node)
+      .workers()
+      .map((w) => w.pid);
+    // ~3.5 s of blur on an idle core (49 MP, σ=100) against a 1 s deadline; the 10 s processing limit is not reached.
+    const res = await post("/v1/resize?blur=100", await solidImage(7000, 7000));
+    expect(res.status).toBe(504);
+    expect((await problemOf(res)).type).toBe("/problems/timeout");
+    expect(await metric("imgfleet_worker_restarts_total", { reason: "timeout" })).toBe(1);
+    expect(await node.usage.flush(15_000)).toBe(true);
+    const archived = await node.usage.archive.read(tenant, utcDay(Date.now()));
+    const record = archived.find((r) => r.id === res.headers.get("x-request-id"));
+    expect(record?.cpuMs).toBeGreaterThan(0);
+    const next = await post("/v1/resize?w=50", await solidImage(200, 100));
+    expect(next.status).toBe(200);
+    expect(
+      poolOf(node)
+        .workers()
+        .map((w) => w.pid),
+    ).not.toContain(before);
   });
 });
