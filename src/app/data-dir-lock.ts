@@ -19,6 +19,9 @@ import { join } from "node:path";
  * Elsewhere it is a socket file in the directory: a live holder accepts a
  * connection, a dead one's file refuses it (ECONNREFUSED) and is replaced.
  * The holder answers each connection with its pid, for the refusal's message.
+ * An abstract name belongs to a network namespace: two containers with their
+ * own network namespaces sharing one volume do not see each other's lock (a
+ * pid file could not tell across pid namespaces either).
  * `imgfleet.pid` is still written, for people and scripts; it is never read.
  */
 export async function lockDataDir(
