@@ -55,6 +55,16 @@ const WORKING_SIGNAL_MS = 2000;
 const STILL_WANTED_CHECK_MS = 100;
 
 /**
+ * A job running longer than this is a long one (a small resize takes tens of
+ * ms): nothing more is queued behind it in its worker, and a job already
+ * waiting there is withdrawn and put back in the queue, to be taken by the
+ * first worker that is free. Otherwise the second lane, there to hide a
+ * hand-off of a few ms, would keep a cheap job behind seconds of another
+ * tenant's work.
+ */
+const HOLD_BEHIND_MS = 500;
+
+/**
  * Supervises worker processes. Each lane pulls a job only when it is free
  * (pull is the backpressure), drops expired jobs unprocessed, and replaces a
  * worker that crashed, hung or grew past its memory bound.
@@ -65,6 +75,8 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
   readonly #starting = new Map<number, Promise<WorkerProcess | undefined>>();
   /** Jobs running (started, not finished) per slot. */
   readonly #running = new Map<number, number>();
+  /** When the job running on each slot started (performance.now()), for HOLD_BEHIND_MS. */
+  readonly #runningSince = new Map<number, number>();
   readonly #stop = new AbortController();
   #loops: Promise<void>[] = [];
 
@@ -112,6 +124,7 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     const signal = this.#stop.signal;
     while (!signal.aborted) {
       if (!(await this.#ensureWorker(slot))) continue;
+      await this.#whileLongJob(slot, signal);
       const delivery = await this.#options.queue.pull(signal);
       if (!delivery) break;
       // The worker may have died while this lane waited for a job.
@@ -132,6 +145,16 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
         await this.#deadLetter(delivery, "data-path", error);
       }
     }
+  }
+
+  /** True while the slot's worker runs a job that has taken longer than HOLD_BEHIND_MS so far. */
+  #runsLongJob(slot: number): boolean {
+    const since = this.#runningSince.get(slot);
+    return since !== undefined && performance.now() - since > HOLD_BEHIND_MS;
+  }
+
+  async #whileLongJob(slot: number, signal: AbortSignal): Promise<void> {
+    while (this.#runsLongJob(slot) && !signal.aborted) await delay(50, signal).catch(() => {});
   }
 
   /** The slot's live worker, starting one (once, whichever lane asks first) when there is none. */
@@ -189,23 +212,35 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     let started = false;
     const onStarted = () => {
       started = true;
+      this.#runningSince.set(slot, performance.now());
       queueMs = Math.max(0, Date.now() - message.enqueuedAt);
       metrics.queueWait.observe(queueMs / 1000);
       this.#running.set(slot, (this.#running.get(slot) ?? 0) + 1);
       this.#updateGauges();
       this.emit("job-start", { pid: worker.pid, jobId: message.id, tenant: message.tenant });
     };
-    // While it waits in the worker behind another job, its client may leave: then it never starts.
+    // While it waits in the worker behind another job, its client may leave (then it never starts),
+    // or the job ahead may turn out long (then it goes back to the queue for a free worker).
+    let withdrawn = false;
     const watch = setInterval(() => {
-      if (!started && !this.#stillWanted(message)) worker.cancel(message.id);
+      if (started || withdrawn) return;
+      if (!this.#stillWanted(message)) worker.cancel(message.id);
+      else if (this.#runsLongJob(slot)) {
+        withdrawn = true;
+        worker.cancel(message.id);
+      }
     }, STILL_WANTED_CHECK_MS);
     try {
       const result = await worker.run(message, input, onStarted);
       clearInterval(watch);
-      await this.#settle(slot, worker, delivery, result, { queueMs, fetchMs });
+      if (result.kind === "expired" && withdrawn && this.#stillWanted(message)) await delivery.requeue();
+      else await this.#settle(slot, worker, delivery, result, { queueMs, fetchMs });
     } finally {
       clearInterval(watch);
-      if (started) this.#running.set(slot, (this.#running.get(slot) ?? 1) - 1);
+      if (started) {
+        this.#running.set(slot, (this.#running.get(slot) ?? 1) - 1);
+        this.#runningSince.delete(slot);
+      }
       this.#updateGauges();
     }
   }
