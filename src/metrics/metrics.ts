@@ -32,7 +32,7 @@ export function createMetrics() {
     inFlight: new Gauge({
       ...r,
       name: "imgfleet_http_in_flight_requests",
-      help: "Requests being served now",
+      help: "Requests being served now: from their first hook until their answer is written or their connection closes (a client that left included) and their work has settled",
     }),
     rejections: new Counter({
       ...r,
