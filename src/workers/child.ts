@@ -22,8 +22,14 @@ function send(message: FromWorker, body?: Uint8Array): void {
   writeFrame(data, message, body);
 }
 
-/** Jobs the supervisor withdrew before their turn (their client has gone). */
+/**
+ * Jobs the supervisor withdrew before their turn (their client has gone, or
+ * the job ahead is long). A cancel that crossed its job's start stays here
+ * unused; the bound keeps such leftovers from adding up (forgetting one only
+ * lets a job run that nobody needs).
+ */
 const cancelled = new Set<string>();
+const MAX_CANCELLED = 1024;
 
 async function runJob(job: Extract<ToWorker, { kind: "job" }>, input: Buffer): Promise<void> {
   if (cancelled.delete(job.jobId) || Date.now() >= job.deadline - DEADLINE_MARGIN_MS)
@@ -59,7 +65,10 @@ readFrames(data, ({ header: text, body }) => {
   }
   const header = read.value;
   // At once, not in turn: it is about a job waiting in the queue below.
-  if (header.kind === "cancel") return void cancelled.add(header.jobId);
+  if (header.kind === "cancel") {
+    if (cancelled.size >= MAX_CANCELLED) cancelled.clear();
+    return void cancelled.add(header.jobId);
+  }
   queue = queue.then(() => (header.kind === "exit" ? process.exit(0) : runJob(header, body)));
 });
 // The supervisor is gone: nobody will read our results.

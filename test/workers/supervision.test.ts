@@ -1,6 +1,6 @@
 import { once } from "node:events";
 import sharp from "sharp";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { ImgfleetNode } from "../../src/app/node.js";
 import { utcDay } from "../../src/usage/archive.js";
 import { noiseImage, solidImage } from "../helpers/images.js";
@@ -114,12 +114,16 @@ describe("worker supervision", () => {
     const archived = await node.usage.archive.read(tenant, utcDay(Date.now()));
     const record = archived.find((r) => r.id === res.headers.get("x-request-id"));
     expect(record?.cpuMs).toBeGreaterThan(0);
-    const next = await post("/v1/resize?w=50", await solidImage(200, 100));
-    expect(next.status).toBe(200);
-    expect(
-      poolOf(node)
-        .workers()
-        .map((w) => w.pid),
-    ).not.toContain(before);
+    // Replaced (a request now would have too little of its 1 s deadline left on a busy machine to assert on).
+    await vi.waitFor(
+      () => {
+        const pids = poolOf(node)
+          .workers()
+          .map((w) => w.pid);
+        expect(pids).toHaveLength(1);
+        expect(pids).not.toContain(before);
+      },
+      { timeout: 15_000 },
+    );
   });
 });
