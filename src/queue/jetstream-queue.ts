@@ -134,6 +134,8 @@ const consoleLogger: QueueLogger = {
 };
 
 export class JetStreamJobQueue implements JobQueue {
+  /** A republished job joins the stream's tail. */
+  readonly requeuesAtHead = false;
   readonly #nc: NatsConnection;
   readonly #js: JetStreamClient;
   readonly #puller: JetStreamPuller;

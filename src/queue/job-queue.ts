@@ -82,6 +82,12 @@ export interface QueueStats {
  * priorities, delayed jobs and payload bytes; adapters own their connections.
  */
 export interface JobQueue {
+  /**
+   * `Delivery.requeue` puts the job back at the head of the queue (in its
+   * tenant's line), not behind every job waiting; a consumer withdraws a job
+   * it holds only where this is true.
+   */
+  readonly requeuesAtHead: boolean;
   /** Throws QueueFullError when at capacity: new work is rejected, queued work is never dropped. */
   enqueue(message: JobMessage): Promise<void>;
   /** Resolves with the next delivery, or null once the signal aborts or the queue closes. */

@@ -22,6 +22,7 @@ function tenantOf(message: JobMessage): string {
  * staging table.
  */
 export class MemoryJobQueue implements JobQueue {
+  readonly requeuesAtHead = true;
   readonly #capacity: number;
   readonly #maxAttempts: number;
   /** Waiting entries per tenant; Map order is the order tenants' oldest entries arrived in. */

@@ -58,7 +58,8 @@ const STILL_WANTED_CHECK_MS = 100;
  * A job running longer than this is a long one (a small resize takes tens of
  * ms): nothing more is queued behind it in its worker, and a job already
  * waiting there is withdrawn and put back in the queue, to be taken by the
- * first worker that is free. Otherwise the second lane, there to hide a
+ * first worker that is free (where the queue puts it back at its head: in a
+ * fleet's stream it would go to the tail, so there it stays). Otherwise the second lane, there to hide a
  * hand-off of a few ms, would keep a cheap job behind seconds of another
  * tenant's work.
  */
@@ -225,7 +226,8 @@ export class WorkerPool extends EventEmitter<WorkerPoolEvents> {
     const watch = setInterval(() => {
       if (started || withdrawn) return;
       if (!this.#stillWanted(message)) worker.cancel(message.id);
-      else if (this.#runsLongJob(slot)) {
+      // Given back only where it keeps its place; at a stream's tail it would wait longer than here.
+      else if (this.#runsLongJob(slot) && this.#options.queue.requeuesAtHead) {
         withdrawn = true;
         worker.cancel(message.id);
       }
