@@ -10,7 +10,8 @@ import type { UsageMeter } from "../../usage/meter.js";
 import { nowMs, roundMs } from "../../util/time.js";
 import { billInput, billTo, billWork, installMetering } from "../metering.js";
 import { lifeOf } from "../request-life.js";
-import { readUpload } from "../upload.js";
+import { addRawUploadParser, guardUpload, readUpload } from "../upload.js";
+import type { UploadPace } from "../upload-guard.js";
 
 /** Content types taken as a raw image body; the real format is sniffed from the bytes. */
 const RAW_BODY_TYPES = /^(image\/[\w.+-]+|application\/octet-stream)$/i;
@@ -24,6 +25,8 @@ export interface ResizeRouteDeps {
   meter: UsageMeter | null;
   /** `auth.mode: none`: requests are metered to the anonymous tenant. */
   anonymous: boolean;
+  /** How fast an upload's body must arrive (`uploads.*`). */
+  uploads: UploadPace;
 }
 
 interface InFlight {
@@ -35,11 +38,7 @@ interface InFlight {
 export function resizeRoutes(app: FastifyInstance, deps: ResizeRouteDeps) {
   const { maxInputBytes, meter } = deps;
   installMetering(app, meter, deps.anonymous);
-  app.addContentTypeParser(
-    RAW_BODY_TYPES,
-    { parseAs: "buffer", bodyLimit: maxInputBytes },
-    (_req, body, done) => done(null, body),
-  );
+  addRawUploadParser(app, RAW_BODY_TYPES, maxInputBytes);
   // Each admitted request's caller and staging key; what they hold is given back by the request's life.
   const admitted = new WeakMap<FastifyRequest, InFlight>();
   app.post(
@@ -111,13 +110,19 @@ function admitter(deps: ResizeRouteDeps, admitted: WeakMap<FastifyRequest, InFli
     const stagingKey = randomUUID();
     try {
       meter?.admit();
-      service.admit(stagingKey, declaredLength(request), principal.policy);
+      service.admit(stagingKey, declaredLength(request), principal.policy, principal.tenant);
     } catch (error) {
       reply.header("connection", "close");
       throw error;
     }
     life.hold(() => service.release(stagingKey));
     admitted.set(request, { principal, authMs, stagingKey });
+    // From here the body's bytes grow the reservation as they arrive, and a slow client is cut off.
+    guardUpload(request, reply, {
+      pace: deps.uploads,
+      grow: (bytes) => service.growUpload(stagingKey, bytes),
+      refusals: deps.metrics.uploadRefusals,
+    });
   };
 }
 
