@@ -101,8 +101,8 @@ export class ResizeService {
    * Admission before the body is read: refuses at once when the queue is full
    * or a declared upload cannot fit in the tenant's staging share or the
    * node's staging area, so an overloaded node never buffers bodies it cannot
-   * serve. The reservation opens empty and grows with `growUpload` as bytes
-   * arrive. Pair with `release(key)`.
+   * serve. The reservation opens with a small upfront part of the declared
+   * length and grows with `growUpload` as bytes arrive past it. Pair with `release(key)`.
    */
   admit(
     key: string,
@@ -131,7 +131,7 @@ export class ResizeService {
       });
       throw this.#stagingProblem(refusal);
     }
-    staging.open(key, tenant);
+    staging.open(key, tenant, staging.upfrontFor(declaredBytes ?? 0));
   }
 
   /** Adds bytes that arrived to an upload's reservation; the answer to send when they do not fit. */

@@ -1,5 +1,8 @@
 import type { Config } from "../config/schema.js";
 
+/** An upload's upfront reservation is at most this fraction (1/n) of the area. */
+export const UPFRONT_PARTS = 64;
+
 /** Why bytes did not fit: the tenant's own share is used up, or the whole area is. */
 export type StagingRefusal = "tenant-share" | "staging-full";
 
@@ -7,14 +10,20 @@ interface Entry {
   /** null: an open node's anonymous caller, bounded only by the whole area. */
   tenant: string | null;
   reserved: number;
+  /** Bytes of the upload that have arrived; the reservation covers at least these. */
+  received: number;
   bytes?: Buffer;
 }
 
 /**
  * Upload bytes held in this process, bounded by a byte budget for the whole
- * node and a smaller share per tenant. A reservation starts empty and grows
- * as the upload's bytes arrive, so a client that declares a large body and
- * sends it slowly holds only what it has sent; uploads in flight and bytes
+ * node and a smaller share per tenant. A reservation starts with at most a
+ * small upfront part of the declared length and grows as the upload's bytes
+ * arrive past it, so a client that declares a large body and sends it slowly
+ * holds little more than what it has sent, while a flood of uploads is
+ * refused before their bodies are read (were every one admitted empty, each
+ * would be read in part and then refused: memory churned for nothing);
+ * uploads in flight and bytes
  * waiting for a worker share the bounds. At a bound the API refuses the
  * upload instead of growing memory.
  */
@@ -45,10 +54,25 @@ export class StagingTable {
     );
   }
 
-  /** Opens an empty reservation for one upload; `grow` adds its bytes as they arrive. */
-  open(key: string, tenant: string | null): void {
+  /**
+   * Opens a reservation of `upfront` bytes for one upload (the caller checked
+   * they fit); `grow` adds its bytes as they arrive.
+   */
+  open(key: string, tenant: string | null, upfront = 0): void {
     if (this.#entries.has(key)) throw new Error(`staging key ${key} is already reserved`);
-    this.#entries.set(key, { tenant, reserved: 0 });
+    const entry = { tenant, reserved: 0, received: 0 };
+    this.#entries.set(key, entry);
+    this.#add(entry, upfront);
+  }
+
+  /**
+   * What an upload declaring `declared` bytes reserves before its first byte:
+   * a 64th of the area at most, so that a burst is refused before its bodies
+   * are read, yet a client trickling a large declared body holds little more
+   * than it sent (and only until the upload rate floor cuts it off).
+   */
+  upfrontFor(declared: number): number {
+    return Math.min(declared, Math.floor(this.#maxBytes / UPFRONT_PARTS));
   }
 
   /** Whether `bytes` more for `tenant` would fit now; nothing is taken. */
@@ -59,13 +83,18 @@ export class StagingTable {
     return null;
   }
 
-  /** Adds `bytes` that arrived to a reservation; when they do not fit, takes nothing and says why. */
+  /**
+   * Counts `bytes` that arrived for an upload, growing its reservation past
+   * what it already covers; when they do not fit, takes nothing and says why.
+   */
   grow(key: string, bytes: number): StagingRefusal | null {
     const entry = this.#entries.get(key);
     if (!entry) throw new Error(`staging key ${key} was not reserved`);
-    const refusal = this.refusalFor(entry.tenant, bytes);
+    const more = Math.max(0, entry.received + bytes - entry.reserved);
+    const refusal = more > 0 ? this.refusalFor(entry.tenant, more) : null;
     if (refusal) return refusal;
-    this.#add(entry, bytes);
+    entry.received += bytes;
+    this.#add(entry, more);
     return null;
   }
 

@@ -58,11 +58,13 @@ describe("overload", () => {
 
   it("keeps the server's memory bounded while a client floods it with uploads", async () => {
     const server = await startCliServer(["--workers", "1"], {
-      IMGFLEET_STAGING__MAX_BYTES: String(4 * 2 ** 20),
+      IMGFLEET_STAGING__MAX_BYTES: String(12 * 2 ** 20),
       IMGFLEET_QUEUE__CAPACITY: "1000",
     });
     const key = await server.tenantKey({ ratePerSecond: 10_000, burst: 10_000, maxInFlight: 1000 });
-    const upload = await noiseImage(1600); // ~2 MB of incompressible JPEG
+    // ~4.5 MB of incompressible JPEG: 150 of them offer ~650 MB, far beyond the ~35-50 MiB that
+    // 150 open connections cost whatever they send, so the bound below tells the two apart.
+    const upload = await noiseImage(2400);
     const warm = await postTo(server.url, key, upload);
     expect(warm).toBe(200);
     const rssBefore = server.rssBytes();
@@ -82,7 +84,9 @@ describe("overload", () => {
     expect(counts.get("200")).toBeGreaterThan(0);
     // Everything is either served or refused with 503 (a refused upload may see its connection closed mid-send).
     expect([...counts.keys()].filter((k) => !["200", "503", "connection closed"].includes(k))).toEqual([]);
-    expect(peakRss - rssBefore, `offered ${offered} bytes`).toBeLessThan(
+    const grew = `RSS grew ${((peakRss - rssBefore) / 2 ** 20).toFixed(1)} MiB for ${(offered / 2 ** 20).toFixed(0)} MiB offered`;
+    console.info(`overload: ${grew}`);
+    expect(peakRss - rssBefore, grew).toBeLessThan(
       Math.min(offered / 4, 100 * 2 ** 20),
     );
     expect(await postTo(server.url, key, upload)).toBe(200);

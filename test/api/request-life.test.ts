@@ -263,7 +263,7 @@ describe("a request's life on a node with a short deadline or draining", () => {
   });
 
   it("drain: the node closes a request still running past its grace period", async () => {
-    const o = await observedNode({ server: { shutdownGraceMs: 300 } }, "manual");
+    const o = await observedNode({ server: { shutdownGraceMs: 50 } }, "manual");
     // Stopped by the test itself; this removes its data directory, also when an assertion fails first.
     onTestFinished(() => o.n.stop().catch(() => {}));
     const key = await tenantWithKey(o, { maxInFlight: 2 });
@@ -271,7 +271,8 @@ describe("a request's life on a node with a short deadline or draining", () => {
     const client = await upload(o, key, SLOW, await solidImage(60, 40), id);
     await client.send();
     await vi.waitFor(() => expect(o.n.node.pool?.busyCount).toBeGreaterThan(0), POLL);
-    expect(await o.n.node.stop()).toBe(false);
+    // The job takes ~350 ms on an idle machine (longer under load), 7x the grace.
+    expect(await o.n.node.stop(), JSON.stringify(requestLines(o, id))).toBe(false);
     expect(await client.answer).toBeNull();
     await vi.waitFor(() => expect(requestLines(o, id)).toHaveLength(1), POLL);
     expect(requestLines(o, id)[0]).toMatchObject({ status: 503, end: "server-closed" });

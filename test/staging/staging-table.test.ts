@@ -23,6 +23,23 @@ describe("StagingTable shares", () => {
     expect([table.bytes, table.size]).toEqual([0, 0]);
   });
 
+  it("reserves an upfront part at admission and grows only past it", () => {
+    const table = new StagingTable(1000, 1000);
+    table.open("u", "a", 300);
+    expect(table.bytes).toBe(300);
+    expect(table.grow("u", 200)).toBeNull();
+    expect(table.bytes).toBe(300);
+    expect(table.grow("u", 150)).toBeNull();
+    expect(table.bytes).toBe(350);
+    table.open("v", "b", 600);
+    expect(table.grow("u", 51)).toBe("staging-full");
+    expect(table.bytes).toBe(950);
+    table.fill("u", Buffer.alloc(350));
+    expect(table.bytes).toBe(950);
+    table.release("v");
+    expect(table.bytes).toBe(350);
+  });
+
   it("gives each tenant at least one upload of the largest size", () => {
     const config = { limits: { maxInputBytes: 25 }, staging: { maxBytes: 1000, tenantShare: 0.01 } };
     expect(StagingTable.fromConfig(config as never).tenantShareBytes).toBe(25);
