@@ -86,9 +86,7 @@ describe("overload", () => {
     expect([...counts.keys()].filter((k) => !["200", "503", "connection closed"].includes(k))).toEqual([]);
     const grew = `RSS grew ${((peakRss - rssBefore) / 2 ** 20).toFixed(1)} MiB for ${(offered / 2 ** 20).toFixed(0)} MiB offered`;
     console.info(`overload: ${grew}`);
-    expect(peakRss - rssBefore, grew).toBeLessThan(
-      Math.min(offered / 4, 100 * 2 ** 20),
-    );
+    expect(peakRss - rssBefore, grew).toBeLessThan(Math.min(offered / 4, 100 * 2 ** 20));
     expect(await postTo(server.url, key, upload)).toBe(200);
     expect(await readMetric(server.url, "imgfleet_staging_bytes")).toBe(0);
   });
