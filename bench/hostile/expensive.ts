@@ -23,6 +23,7 @@
  *
  * Corpus: IMGFLEET_CORPUS, CORPUS_DIR or ../shared/corpus (good/Landscape_1.jpg).
  */
+import { randomUUID } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -45,8 +46,11 @@ const TARGET_RATIO = 2;
 
 interface Tenant {
   id: string;
-  post(path: string, body: Buffer): Promise<Response>;
+  post(path: string, body: Buffer, headers?: Record<string, string>): Promise<Response>;
 }
+
+/** A victim request unanswered this long is reported (with its request id) instead of waiting on. */
+const NO_ANSWER_MS = 60_000;
 
 interface Phase {
   name: string;
@@ -66,7 +70,7 @@ async function startBenchNode(): Promise<{ node: ImgfleetNode; url: string; stop
     overrides: {
       dataDir,
       server: { port: 0, host: "127.0.0.1" },
-      log: { level: "silent" },
+      log: { level: (process.env.BENCH_LOG_LEVEL as "silent" | undefined) ?? "silent" },
       usage: { flushIntervalMs: 100 },
     },
   });
@@ -101,11 +105,12 @@ async function makeTenant(
   const { secret } = await call(`/tenants/${id}/keys`, { name: "bench", scopes: ["resize"] });
   return {
     id,
-    post: (path, body) =>
+    post: (path, body, headers = {}) =>
       fetch(`${url}${path}`, {
         method: "POST",
         body,
-        headers: { authorization: `Bearer ${secret}`, "content-type": "image/jpeg" },
+        headers: { authorization: `Bearer ${secret}`, "content-type": "image/jpeg", ...headers },
+        signal: AbortSignal.timeout(NO_ANSWER_MS),
       }),
   };
 }
@@ -121,10 +126,19 @@ async function victimRun(victim: Tenant, image: Buffer): Promise<{ ms: number[];
   let ok = 0;
   for (let i = 0; i < VICTIM_REQUESTS; i++) {
     const started = performance.now();
-    const res = await victim.post("/v1/resize?w=200&format=jpeg", image);
-    await res.arrayBuffer();
+    const id = randomUUID();
+    const res = await victim
+      .post("/v1/resize?w=200&format=jpeg", image, { "x-request-id": id })
+      .then(async (r) => {
+        await r.arrayBuffer();
+        return r;
+      })
+      .catch((error: unknown) => {
+        console.error(`victim request ${id}: no answer (${String(error)})`);
+        return undefined;
+      });
     ms.push(performance.now() - started);
-    if (res.status === 200) ok++;
+    if (res?.status === 200) ok++;
   }
   return { ms, ok };
 }
