@@ -162,7 +162,8 @@ export class JetStreamJobQueue implements JobQueue {
   static async open(nc: NatsConnection, options: JetStreamQueueOptions): Promise<JetStreamJobQueue> {
     const o: Resolved = { ...DEFAULTS, logger: consoleLogger, wire: LOG_ONLY_WIRE, ...options };
     validate(o);
-    const jsm = await jetstreamManager(nc);
+    // JetStream may still be electing its meta leader when a node starts beside a fresh cluster.
+    const jsm = await retryTransient(() => jetstreamManager(nc));
     await retryTransient(() => ensureStream(jsm, o));
     await retryTransient(() => ensureConsumer(jsm, o));
     const queue = new JetStreamJobQueue(nc, jsm, o);

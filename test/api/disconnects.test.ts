@@ -1,6 +1,6 @@
-import sharp from "sharp";
 import { describe, expect, it } from "vitest";
 import { afterLoad, type LoadTenant, runDisconnectLoad } from "../../bench/hostile/disconnect-load.js";
+import { noiseImage } from "../helpers/images.js";
 import { startNode } from "../helpers/node.js";
 
 /**
@@ -13,20 +13,6 @@ import { startNode } from "../helpers/node.js";
 const REQUESTS = 1500;
 const TENANTS = 4;
 
-async function noise(side: number): Promise<Buffer> {
-  return sharp({
-    create: {
-      width: side,
-      height: side,
-      channels: 3,
-      background: "#808080",
-      noise: { type: "gaussian", mean: 128, sigma: 50 },
-    },
-  })
-    .jpeg()
-    .toBuffer();
-}
-
 describe("clients disconnecting at random moments under load", () => {
   it(`${REQUESTS} requests, 30% leaving before, during or after their upload: nothing leaks, usage equals what clients received`, async () => {
     const n = await startNode({ usage: { flushIntervalMs: 100, confirmIntervalMs: 20 } });
@@ -37,7 +23,7 @@ describe("clients disconnecting at random moments under load", () => {
       const issued = await n.admin("POST", `/tenants/${id}/keys`, { scopes: ["resize"] });
       tenants.push({ id, key: ((await issued.json()) as { secret: string }).secret });
     }
-    const images = await Promise.all([48, 64, 80].map(noise));
+    const images = await Promise.all([48, 64, 80].map(noiseImage));
 
     const results = await runDisconnectLoad({
       url: n.url,

@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -216,6 +217,8 @@ export interface Answer {
   endedAt: number;
   /** Set when the request failed before any HTTP answer. */
   error?: string;
+  /** The X-Request-Id the request was sent with (the node keeps it). */
+  requestId: string;
 }
 
 export const latency = (a: Answer) => Math.round(a.endedAt - a.startedAt);
@@ -232,10 +235,11 @@ export async function resize(
   timeoutMs = 60_000,
 ): Promise<Answer> {
   const startedAt = performance.now();
+  const requestId = randomUUID();
   try {
     const response = await fetch(`${base}/v1/resize?${query}`, {
       method: "POST",
-      headers: { authorization: `Bearer ${key}`, "content-type": "image/jpeg" },
+      headers: { authorization: `Bearer ${key}`, "content-type": "image/jpeg", "x-request-id": requestId },
       body,
       signal: AbortSignal.timeout(timeoutMs),
     });
@@ -246,6 +250,7 @@ export async function resize(
       body: bytes,
       startedAt,
       endedAt: performance.now(),
+      requestId,
     };
   } catch (error) {
     return {
@@ -255,6 +260,7 @@ export async function resize(
       startedAt,
       endedAt: performance.now(),
       error: (error as Error).message,
+      requestId,
     };
   }
 }
@@ -275,8 +281,15 @@ export class Ledger {
   bytesOut = 0;
   /** Each billable answer by its X-Request-Id: the status and the bytes the client received. */
   readonly byRequestId = new Map<string, { status: number; bytes: number }>();
+  /**
+   * Requests whose connection failed without an answer. A node killed between
+   * journaling an answer's usage record (always before sending it: no 200 goes
+   * out unbilled) and writing it bills what its client never got; only these may be.
+   */
+  readonly unanswered = new Set<string>();
   add(a: Answer): Answer {
     const outcome = outcomeOf(a);
+    if (a.status === 0) this.unanswered.add(a.requestId);
     if (!outcome) return a;
     this.counts[outcome]++;
     if (outcome === "ok") this.bytesOut += a.body.length;
@@ -417,7 +430,7 @@ export async function expectBilledPerRequest(
   tenant: string,
   ledger: Ledger,
   timeoutMs = 60_000,
-): Promise<void> {
+): Promise<{ status: number; bytes: number }[]> {
   let records: ArchivedRecord[] = [];
   await vi
     .waitFor(
@@ -434,7 +447,13 @@ export async function expectBilledPerRequest(
     billed.set(r.id, { status: r.status, bytes: r.outBytes, times: (seen?.times ?? 0) + 1 });
   }
   const expected = new Map([...ledger.byRequestId].map(([id, a]) => [id, { ...a, times: 1 }]));
+  const unanswered = [...billed].filter(([id]) => ledger.unanswered.has(id));
+  for (const [id, record] of unanswered) {
+    expect(record.times, `request ${id} billed more than once`).toBe(1);
+    billed.delete(id);
+  }
   expect(Object.fromEntries(billed), "archived meter records by request id").toEqual(
     Object.fromEntries(expected),
   );
+  return unanswered.map(([, record]) => record);
 }
